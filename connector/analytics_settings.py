@@ -1,0 +1,161 @@
+"""Tunables of the customer analytics (models, RFM, built-in and custom segments) as frozen dataclasses."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from connector.segment_rules import RuleError, parse_rule
+
+# Names become store tags such as `rt:vip`, so they must be short lower-case slugs.
+SLUG = re.compile(r"[a-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class FirstTime:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Repeat:
+    enabled: bool = True
+    min_orders: int = 2
+
+
+@dataclass(frozen=True)
+class BigSpender:
+    enabled: bool = True
+    top_percent: float = 10.0
+
+
+@dataclass(frozen=True)
+class HighAov:
+    enabled: bool = True
+    top_percent: float = 10.0
+
+
+@dataclass(frozen=True)
+class DiscountShopper:
+    enabled: bool = True
+    min_share: float = 0.5
+    min_orders: int = 1
+
+
+@dataclass(frozen=True)
+class FullPrice:
+    enabled: bool = True
+    min_orders: int = 1
+
+
+@dataclass(frozen=True)
+class Vip:
+    enabled: bool = True
+    top_percent: float = 1.0
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    enabled: bool = True
+    max_p_alive: float = 0.3
+    min_orders: int = 2
+
+
+@dataclass(frozen=True)
+class Lapsed:
+    enabled: bool = True
+    days: int = 180
+    min_orders: int = 2
+
+
+@dataclass(frozen=True)
+class CartAbandoner:
+    enabled: bool = True
+    days: int = 7
+
+
+@dataclass(frozen=True)
+class HolidayBuyer:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class DueToReorder:
+    enabled: bool = True
+    days: int = 14
+    # A likely-churned customer's "if alive" next date is not a reason to message them.
+    min_p_alive: float = 0.5
+
+
+@dataclass(frozen=True)
+class RfmGroups:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class CustomSegment:
+    name: str
+    rule: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    first_time: FirstTime = field(default_factory=FirstTime)
+    repeat: Repeat = field(default_factory=Repeat)
+    big_spender: BigSpender = field(default_factory=BigSpender)
+    high_aov: HighAov = field(default_factory=HighAov)
+    discount_shopper: DiscountShopper = field(default_factory=DiscountShopper)
+    full_price: FullPrice = field(default_factory=FullPrice)
+    vip: Vip = field(default_factory=Vip)
+    at_risk: AtRisk = field(default_factory=AtRisk)
+    lapsed: Lapsed = field(default_factory=Lapsed)
+    cart_abandoner: CartAbandoner = field(default_factory=CartAbandoner)
+    holiday_buyer: HolidayBuyer = field(default_factory=HolidayBuyer)
+    due_to_reorder: DueToReorder = field(default_factory=DueToReorder)
+    rfm_groups: RfmGroups = field(default_factory=RfmGroups)
+
+
+@dataclass(frozen=True)
+class RfmSettings:
+    bins: int = 5
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    min_buyers_for_fit: int = 500
+    min_history_days: int = 180
+    min_repeat_buyers_for_spend_fit: int = 100
+    clv_horizon_months: int = 12
+    annual_discount_rate: float = 0.10
+    kpi_period_days: int = 90
+    rfm: RfmSettings = field(default_factory=RfmSettings)
+    segments: SegmentSettings = field(default_factory=SegmentSettings)
+    custom: tuple[CustomSegment, ...] = ()
+
+
+def builtin_segment_names() -> tuple[str, ...]:
+    """The slugs of the built-in (non-RFM) segments, which custom names must not shadow."""
+    return (
+        "first_time", "repeat", "big_spender", "high_aov", "discount_shopper", "full_price", "vip",
+        "at_risk", "lapsed", "cart_abandoner", "holiday_buyer", "due_to_reorder",
+    )
+
+
+def validate_custom_segments(settings: AnalyticsSettings) -> list[str]:
+    """Every problem with the custom segments (bad names, duplicates, rules that do not parse)."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    reserved = set(builtin_segment_names())
+    for index, segment in enumerate(settings.custom):
+        label = f"custom segment #{index + 1} ({segment.name!r})"
+        if not SLUG.fullmatch(segment.name or ""):
+            problems.append(f"{label}: name must match [a-z0-9_]+")
+        elif segment.name in seen:
+            problems.append(f"{label}: duplicate name")
+        elif segment.name in reserved or segment.name.startswith("rfm_"):
+            problems.append(f"{label}: name clashes with a built-in segment")
+        seen.add(segment.name)
+        try:
+            parse_rule(segment.rule)
+        except RuleError as exc:
+            problems.append(f"{label}: {exc}")
+    return problems

@@ -1,0 +1,155 @@
+"""The Starlette app: webhook intake, health, and each adapter's install routes."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from adapters import available, get_adapter
+from connector import database, inbox
+from connector.config import Settings
+from connector.crypto import decrypt_json
+from connector.errors import AuthError
+from connector.model import InstallState, Platform
+from connector.runtime import open_redis, queue_pool
+from connector.services import Services
+from connector.shops import find_shop
+
+log = logging.getLogger("retention.intake")
+
+
+class TooLarge(Exception):
+    """The body is over the configured limit."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the raw body, refusing to buffer more than `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def webhook(request: Request) -> Response:
+    """Verify on raw bytes, store in the inbox, enqueue, answer 200 fast; duplicates are acknowledged once."""
+    services: Services = request.app.state.services
+    settings = services.settings
+    try:
+        platform = Platform(request.path_params["platform"])
+    except ValueError:
+        return _error(404, "unknown platform")
+    adapter = get_adapter(platform)
+    try:
+        body = await read_body(request, settings.webhooks.max_body_bytes)
+    except TooLarge:
+        return _error(413, f"body over {settings.webhooks.max_body_bytes} bytes")
+    headers = request.headers
+    try:
+        delivery = adapter.read_delivery(headers, body)
+    except AuthError as exc:
+        return _error(401, str(exc))
+    if delivery.is_ping:
+        return JSONResponse({"ok": True, "ping": True})
+    try:
+        shop = await find_shop(platform, delivery.shop_domain)
+        credentials = decrypt_json(settings, shop.credentials) if shop is not None and shop.credentials else None
+        secret = adapter.webhook_secret(settings, credentials)
+    except Exception as exc:  # the database is down: make the platform retry later
+        log.error("intake: storage unavailable: %s", exc.__class__.__name__)
+        return _error(503, "storage unavailable, retry later")
+    if secret and not adapter.verify_webhook(headers, body, secret):
+        return _error(401, "invalid signature")
+    if shop is None or not secret:
+        log.warning("intake: webhook %s for unknown shop %s refused", delivery.topic, delivery.shop_domain)
+        return _error(404, "unknown shop")
+    if shop.state == InstallState.UNINSTALLED.value and delivery.topic not in getattr(
+        adapter, "after_uninstall_topics", frozenset()
+    ):
+        log.warning("intake: webhook %s for uninstalled shop %s refused", delivery.topic, delivery.shop_domain)
+        return _error(410, "shop uninstalled")
+    key = delivery.dedup_key
+    if key is None:
+        try:
+            key = adapter.dedup_key(delivery, inbox.parse_json(body))
+        except Exception:  # malformed: still kept (and reported by the apply job), keyed by content
+            key = inbox.body_key(body)
+    try:
+        inbox_id, new = await inbox.record(shop.id, platform.value, delivery.topic, key, body)
+    except Exception as exc:
+        log.error("intake: storage unavailable: %s", exc.__class__.__name__)
+        return _error(503, "storage unavailable, retry later")
+    if new:
+        await services.enqueue("apply_event", inbox_id, job_id=f"apply:{inbox_id}:0")
+    return JSONResponse({"ok": True, "duplicate": not new})
+
+
+async def health(request: Request) -> Response:
+    """200 when the database and Redis both answer; 503 naming what is down."""
+    services: Services = request.app.state.services
+    checks: dict[str, str] = {}
+    try:
+        await database.ping()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"down: {exc.__class__.__name__}"
+    try:
+        if services.pool is None:
+            services.pool = await queue_pool(services.redis)
+        await services.pool.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        services.pool = None
+        checks["redis"] = f"down: {exc.__class__.__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ok": ok, **checks}, status_code=200 if ok else 503)
+
+
+def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlette:
+    """The app for one deployment (all shops)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await database.connect(settings, check=check_migrations)
+        handle = open_redis(settings)
+        services = Services(settings=settings, redis=handle)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+            handle.close()
+            await database.close()
+
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/webhooks/{platform}", webhook, methods=["POST"]),
+    ]
+    for platform in available():
+        routes.extend(get_adapter(platform).routes())
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    return app
+
+
+def app_factory() -> Any:
+    """uvicorn --factory entry: settings from app.toml and the environment."""
+    from connector.config import load_settings
+
+    return create_app(load_settings())

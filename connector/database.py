@@ -1,0 +1,78 @@
+"""Connect Tortoise to SQLite (WAL) or PostgreSQL, and apply or check the shipped migrations."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.migrations.api.migrate import migrate as tortoise_migrate
+from tortoise.migrations.executor import MigrationExecutor
+
+from connector.config import Settings
+from connector.errors import ConfigError
+
+MODELS = "connector.db"
+MIGRATIONS = "connector.migrations"
+
+
+def db_url(url: str) -> str:
+    """Tortoise wants `postgres://` (asyncpg) and a `sqlite://` path; accept the common spellings."""
+    if url.startswith("postgresql://"):
+        return "postgres://" + url[len("postgresql://"):]
+    return url
+
+
+def tortoise_config(url: str) -> dict[str, Any]:
+    """The Tortoise config for one database URL, with our models and migrations."""
+    return {
+        "connections": {"default": db_url(url)},
+        "apps": {"models": {"models": [MODELS], "default_connection": "default", "migrations": MIGRATIONS}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _prepare(url: str) -> None:
+    if url.startswith("sqlite://") and url != "sqlite://:memory:":
+        Path(url[len("sqlite://"):]).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def migrate(settings: Settings) -> None:
+    """Apply every migration not yet applied (`retention migrate`)."""
+    _prepare(settings.database_url)
+    try:
+        await tortoise_migrate(config=tortoise_config(settings.database_url))
+    finally:
+        await Tortoise.close_connections()
+
+
+async def pending_migrations(settings: Settings) -> list[str]:
+    """Names of migrations shipped but not applied (needs an open connection)."""
+    executor = MigrationExecutor(get_connection("default"), tortoise_config(settings.database_url)["apps"])
+    return [f"{step.migration.app_label}.{step.migration.name}" for step in await executor.plan() if not step.backward]
+
+
+async def connect(settings: Settings, *, check: bool = True) -> None:
+    """Open the database; refuse to start on a schema older than the code (run `retention migrate`)."""
+    _prepare(settings.database_url)
+    await Tortoise.init(config=tortoise_config(settings.database_url))
+    if check:
+        try:
+            pending = await pending_migrations(settings)
+        except BaseException:
+            await Tortoise.close_connections()
+            raise
+        if pending:
+            await Tortoise.close_connections()
+            raise ConfigError([f"database: {len(pending)} migration(s) not applied ({', '.join(pending)}); run `retention migrate`"])
+
+
+async def close() -> None:
+    """Close every connection."""
+    await Tortoise.close_connections()
+
+
+async def ping() -> None:
+    """Raise if the database cannot answer a trivial query."""
+    await get_connection("default").execute_query("SELECT 1")

@@ -1,0 +1,256 @@
+"""Tortoise tables: the common model in storage, the inbox, and what we computed and wrote. Every row has a shop."""
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+MONEY = {"max_digits": 16, "decimal_places": 4}
+
+
+class ShopRow(Model):
+    """An installed store, its credentials encrypted (see connector.crypto)."""
+
+    id = fields.IntField(primary_key=True)
+    platform = fields.CharField(max_length=20)
+    domain = fields.CharField(max_length=255)
+    state = fields.CharField(max_length=20, default="pending")
+    scopes = fields.TextField(default="")
+    currency = fields.CharField(max_length=3, null=True)
+    credentials = fields.TextField(default="")  # Fernet token of a JSON object
+    cursors = fields.JSONField(default=dict)
+    installed_at = fields.DatetimeField(null=True)
+    uninstalled_at = fields.DatetimeField(null=True)
+    created = fields.DatetimeField(auto_now_add=True)
+    modified = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "shop"
+        unique_together = (("platform", "domain"),)
+
+
+class OAuthStateRow(Model):
+    """A one-time install state (Shopify OAuth state, WooCommerce user_id) bound to a shop or store URL."""
+
+    id = fields.IntField(primary_key=True)
+    platform = fields.CharField(max_length=20)
+    nonce = fields.CharField(max_length=128, unique=True)
+    subject = fields.CharField(max_length=500)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "oauth_state"
+
+
+class CustomerRow(Model):
+    """A customer. Guests are keyed `guest:<email>` and may be merged into a registered customer."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    platform_id = fields.CharField(max_length=255)
+    email = fields.CharField(max_length=320, null=True)
+    is_guest = fields.BooleanField(default=False)
+    first_name = fields.CharField(max_length=255, null=True)
+    last_name = fields.CharField(max_length=255, null=True)
+    accepts_marketing = fields.BooleanField(null=True)
+    tags = fields.JSONField(default=list)
+    merged_into = fields.CharField(max_length=255, null=True)
+    created_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "customer"
+        unique_together = (("shop", "platform_id"),)
+        indexes = (("shop", "email"),)
+
+
+class OrderRow(Model):
+    """An order, money in shop currency."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    platform_id = fields.CharField(max_length=255)
+    customer_id = fields.CharField(max_length=255, null=True)  # the customer's platform id
+    email = fields.CharField(max_length=320, null=True)
+    currency = fields.CharField(max_length=3)
+    subtotal = fields.DecimalField(**MONEY)
+    total = fields.DecimalField(**MONEY)
+    discounts = fields.DecimalField(**MONEY, default=0)
+    refunded = fields.DecimalField(**MONEY, default=0)
+    financial_status = fields.CharField(max_length=40, null=True)
+    cancelled = fields.BooleanField(default=False)
+    test = fields.BooleanField(default=False)
+    discount_codes = fields.JSONField(default=list)
+    processed_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "orders"
+        unique_together = (("shop", "platform_id"),)
+        indexes = (("shop", "customer_id"),)
+
+
+class LineItemRow(Model):
+    """One order line, replaced as a whole when its order is updated."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    order = fields.ForeignKeyField("models.OrderRow", related_name="lines", on_delete=fields.CASCADE)
+    platform_id = fields.CharField(max_length=255)
+    product_id = fields.CharField(max_length=255, null=True)
+    variant_id = fields.CharField(max_length=255, null=True)
+    sku = fields.CharField(max_length=255, null=True)
+    title = fields.CharField(max_length=500, null=True)
+    quantity = fields.IntField()
+    unit_price = fields.DecimalField(**MONEY)
+    discount = fields.DecimalField(**MONEY, default=0)
+    is_gift_card = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "line_item"
+        unique_together = (("order", "platform_id"),)
+
+
+class ProductRow(Model):
+    """A product with its variants folded in (variants kept as JSON)."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    platform_id = fields.CharField(max_length=255)
+    title = fields.CharField(max_length=500)
+    product_type = fields.CharField(max_length=255, null=True)
+    vendor = fields.CharField(max_length=255, null=True)
+    tags = fields.JSONField(default=list)
+    status = fields.CharField(max_length=40, default="active")
+    is_gift_card = fields.BooleanField(default=False)
+    price = fields.DecimalField(**MONEY, null=True)
+    in_stock = fields.BooleanField(default=True)
+    variants = fields.JSONField(default=list)
+    created_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "product"
+        unique_together = (("shop", "platform_id"),)
+
+
+class RefundRow(Model):
+    """A refund of (part of) an order."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    platform_id = fields.CharField(max_length=255)
+    order_id = fields.CharField(max_length=255)
+    amount = fields.DecimalField(**MONEY)
+    line_items = fields.JSONField(default=list)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "refund"
+        unique_together = (("shop", "platform_id"),)
+
+
+class CheckoutRow(Model):
+    """A checkout, abandoned while completed_at is null."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    platform_id = fields.CharField(max_length=255)
+    customer_id = fields.CharField(max_length=255, null=True)
+    email = fields.CharField(max_length=320, null=True)
+    total = fields.DecimalField(**MONEY, default=0)
+    created_at = fields.DatetimeField()
+    completed_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(null=True)
+    deleted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "checkout"
+        unique_together = (("shop", "platform_id"),)
+
+
+class InboxRow(Model):
+    """A verified webhook delivery, stored raw before anything else happens to it."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    platform = fields.CharField(max_length=20)
+    topic = fields.CharField(max_length=100)
+    dedup_key = fields.CharField(max_length=255)
+    body = fields.BinaryField()
+    status = fields.CharField(max_length=20, default="pending")  # pending | applied | failed | ignored
+    attempts = fields.IntField(default=0)
+    error = fields.TextField(null=True)
+    received_at = fields.DatetimeField()
+    applied_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "inbox"
+        unique_together = (("shop", "dedup_key"),)
+        indexes = (("status", "received_at"),)
+
+
+class CustomerInsightRow(Model):
+    """What the last recompute says about a customer (features, predictions, segments, recommendations)."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    customer_id = fields.CharField(max_length=255)
+    data = fields.JSONField(default=dict)
+    segments = fields.JSONField(default=list)
+    computed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "customer_insight"
+        unique_together = (("shop", "customer_id"),)
+
+
+class ShopInsightRow(Model):
+    """Shop-level results of the last recompute: fitted models, KPIs, product associations."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=50)
+    data = fields.JSONField(default=dict)
+    computed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "shop_insight"
+        unique_together = (("shop", "name"),)
+
+
+class WriteStateRow(Model):
+    """What the platform accepted the last time we wrote to an owner (customer or product)."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    owner_kind = fields.CharField(max_length=20)
+    owner_id = fields.CharField(max_length=255)
+    tags = fields.JSONField(default=list)
+    metafields = fields.JSONField(default=dict)
+    written_at = fields.DatetimeField()
+
+    class Meta:
+        table = "write_state"
+        unique_together = (("shop", "owner_kind", "owner_id"),)
+
+
+class DataExportRow(Model):
+    """A customers/data_request export kept for the merchant."""
+
+    id = fields.IntField(primary_key=True)
+    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    request_id = fields.CharField(max_length=255)
+    customer_id = fields.CharField(max_length=255, null=True)
+    data = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "data_export"
+        unique_together = (("shop", "request_id"),)

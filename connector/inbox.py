@@ -1,0 +1,131 @@
+"""The inbox: every verified webhook stored raw under a unique dedup key, then applied exactly once."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from adapters import get_adapter
+from connector.db import InboxRow, ShopRow
+from connector.errors import Fatal, Retryable, Skippable
+from connector.model import InstallState
+from connector.shops import utcnow
+from connector.store import Applied, apply_changes
+
+log = logging.getLogger(__name__)
+
+PENDING, APPLIED, FAILED, IGNORED = "pending", "applied", "failed", "ignored"
+
+
+def parse_json(body: bytes) -> Any:
+    """Platform JSON with exact numbers: ids stay int, money becomes Decimal (never float)."""
+    return json.loads(body, parse_float=Decimal)
+
+
+def body_key(body: bytes) -> str:
+    """The last-resort dedup key: the body's digest."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+async def record(shop_id: int, platform: str, topic: str, dedup_key: str, body: bytes) -> tuple[int, bool]:
+    """Store a delivery; returns (inbox id, True if new). A duplicate returns the first one's id."""
+    try:
+        row = await InboxRow.create(
+            shop_id=shop_id, platform=platform, topic=topic, dedup_key=dedup_key[:255], body=body,
+            received_at=utcnow(),
+        )
+        return row.id, True
+    except IntegrityError:
+        first = await InboxRow.get(shop_id=shop_id, dedup_key=dedup_key[:255])
+        return first.id, False
+
+
+@dataclass
+class Outcome:
+    """What applying one inbox row did."""
+
+    status: str
+    shop_id: int | None = None
+    applied: Applied | None = None
+    error: str | None = None
+
+
+async def apply_event(inbox_id: int) -> Outcome:
+    """Normalize and apply one stored delivery; bad payloads are kept as failed with their error."""
+    row = await InboxRow.get_or_none(id=inbox_id)
+    if row is None:
+        return Outcome(IGNORED, error="gone (shop erased)")
+    if row.status != PENDING:
+        return Outcome(row.status, row.shop_id)
+    shop = await ShopRow.get(id=row.shop_id)
+    adapter = get_adapter(row.platform)
+    after_uninstall = getattr(adapter, "after_uninstall_topics", frozenset())
+    if shop.state == InstallState.UNINSTALLED.value and row.topic not in after_uninstall:
+        await _mark(row, IGNORED, "shop uninstalled")
+        return Outcome(IGNORED, row.shop_id)
+    try:
+        changes = adapter.normalize(row.topic, parse_json(bytes(row.body)))
+    except Skippable as exc:
+        await _mark(row, IGNORED, str(exc))
+        return Outcome(IGNORED, row.shop_id)
+    except Retryable:
+        raise
+    except (Fatal, ValueError, KeyError, TypeError, AttributeError, IndexError, ArithmeticError) as exc:
+        # A payload we cannot read is kept, visible (`retention inbox --failed`) and replayable after a fix.
+        error = f"{exc.__class__.__name__}: {exc}"
+        log.warning("inbox %s (%s) failed to normalize: %s", row.id, row.topic, error)
+        await _mark(row, FAILED, error)
+        return Outcome(FAILED, row.shop_id, error=error)
+    applied = await apply_changes(row.shop_id, changes)
+    if not applied.erased:
+        await _mark(row, APPLIED, None)
+    return Outcome(APPLIED, row.shop_id, applied)
+
+
+async def _mark(row: InboxRow, status: str, error: str | None) -> None:
+    await InboxRow.filter(id=row.id).update(
+        status=status, error=error, attempts=row.attempts + 1, applied_at=utcnow() if status != FAILED else None
+    )
+
+
+async def note_attempt(inbox_id: int, error: str) -> int:
+    """Count a transient failure; returns the attempts so far."""
+    row = await InboxRow.get(id=inbox_id)
+    await InboxRow.filter(id=inbox_id).update(attempts=row.attempts + 1, error=error)
+    return row.attempts + 1
+
+
+async def stale_pending(older_than_seconds: float, limit: int = 1000) -> list[tuple[int, int]]:
+    """(id, attempts) of pending rows older than the delay: the sweep enqueues them again."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    rows = await InboxRow.filter(status=PENDING, received_at__lte=cutoff).order_by("id").limit(limit).values_list(
+        "id", "attempts"
+    )
+    return [(int(i), int(a)) for i, a in rows]
+
+
+async def failed(limit: int = 100) -> list[InboxRow]:
+    """Failed rows, newest first."""
+    return await InboxRow.filter(status=FAILED).order_by("-id").limit(limit)
+
+
+async def requeue_failed(ids: list[int] | None = None) -> int:
+    """Put failed rows back to pending so they are applied again (after a fix)."""
+    query = InboxRow.filter(status=FAILED)
+    if ids:
+        query = query.filter(id__in=ids)
+    return await query.update(status=PENDING, error=None)
+
+
+async def counts() -> dict[str, int]:
+    """How many rows are in each status."""
+    out: dict[str, int] = {}
+    for status in (PENDING, APPLIED, FAILED, IGNORED):
+        out[status] = await InboxRow.filter(status=status).count()
+    return out

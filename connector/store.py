@@ -1,0 +1,359 @@
+"""Apply model changes to storage: newer platform `updated_at` wins, so replays and reordering converge."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from connector import model as m
+from connector.db import (
+    CheckoutRow,
+    CustomerInsightRow,
+    CustomerRow,
+    DataExportRow,
+    LineItemRow,
+    OrderRow,
+    ProductRow,
+    RefundRow,
+    ShopRow,
+    WriteStateRow,
+)
+from connector.errors import Retryable
+from connector.shops import set_cursor, set_state, utcnow
+
+log = logging.getLogger(__name__)
+
+TABLES: dict[m.Kind, type[Model]] = {
+    m.Kind.CUSTOMER: CustomerRow,
+    m.Kind.ORDER: OrderRow,
+    m.Kind.PRODUCT: ProductRow,
+    m.Kind.REFUND: RefundRow,
+    m.Kind.CHECKOUT: CheckoutRow,
+}
+
+
+@dataclasses.dataclass
+class Applied:
+    """What an apply changed: used to schedule recomputes and to stop work on uninstall."""
+
+    customers: set[str] = dataclasses.field(default_factory=set)
+    changed: int = 0
+    skipped_stale: int = 0
+    uninstalled: bool = False
+    erased: bool = False
+
+    def merge(self, other: "Applied") -> None:
+        self.customers |= other.customers
+        self.changed += other.changed
+        self.skipped_stale += other.skipped_stale
+        self.uninstalled |= other.uninstalled
+        self.erased |= other.erased
+
+
+def _is_stale(row: Any, updated_at: datetime | None) -> bool:
+    """A version is stale when it is not newer than what we hold (or than its deletion)."""
+    if row is None or updated_at is None:
+        return False
+    if row.deleted_at is not None and updated_at <= row.deleted_at:
+        return True
+    return row.updated_at is not None and updated_at <= row.updated_at
+
+
+def _customer_fields(c: m.Customer) -> dict[str, Any]:
+    values = {
+        "email": m.normalize_email(c.email),
+        "is_guest": c.is_guest,
+        "first_name": c.first_name,
+        "last_name": c.last_name,
+        "accepts_marketing": c.accepts_marketing,
+        "tags": list(c.tags) if c.tags is not None else None,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
+    # None means "not in this payload": keep what we have.
+    return {k: v for k, v in values.items() if v is not None or k in ("updated_at",)}
+
+
+async def _upsert_customer(shop_id: int, c: m.Customer, out: Applied) -> None:
+    row = await CustomerRow.get_or_none(shop_id=shop_id, platform_id=c.platform_id)
+    if _is_stale(row, c.updated_at):
+        out.skipped_stale += 1
+        return
+    fields = _customer_fields(c)
+    if row is None:
+        row = await CustomerRow.create(shop_id=shop_id, platform_id=c.platform_id, deleted_at=None, **fields)
+    else:
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.deleted_at = None
+        await row.save()
+    out.changed += 1
+    out.customers.add(c.platform_id)
+    if not c.is_guest and row.email:
+        await _merge_guest(shop_id, row, out)
+
+
+async def _merge_guest(shop_id: int, registered: CustomerRow, out: Applied) -> None:
+    """A guest who registers with the same email becomes that customer: their orders move over."""
+    gid = m.guest_id(registered.email or "")
+    moved = await OrderRow.filter(shop_id=shop_id, customer_id=gid).update(customer_id=registered.platform_id)
+    merged = await CustomerRow.filter(shop_id=shop_id, platform_id=gid, merged_into=None).update(
+        merged_into=registered.platform_id
+    )
+    if moved or merged:
+        out.customers.add(gid)
+
+
+async def _owner_of(shop_id: int, order: m.Order) -> str | None:
+    """Guest orders go to the registered customer with the same email when there is one."""
+    cid = order.customer_id
+    if cid and cid.startswith("guest:"):
+        email = cid[len("guest:"):]
+        registered = await CustomerRow.filter(shop_id=shop_id, email=email, is_guest=False, deleted_at=None).first()
+        if registered is not None:
+            return registered.platform_id
+        if not await CustomerRow.exists(shop_id=shop_id, platform_id=cid):
+            await CustomerRow.create(shop_id=shop_id, platform_id=cid, email=email, is_guest=True, updated_at=None)
+    return cid
+
+
+async def _upsert_order(shop_id: int, o: m.Order, out: Applied) -> None:
+    row = await OrderRow.get_or_none(shop_id=shop_id, platform_id=o.platform_id)
+    if _is_stale(row, o.updated_at):
+        out.skipped_stale += 1
+        return
+    customer_id = await _owner_of(shop_id, o)
+    fields = {
+        "customer_id": customer_id,
+        "email": m.normalize_email(o.email),
+        "currency": o.currency,
+        "subtotal": o.subtotal,
+        "total": o.total,
+        "discounts": o.discounts,
+        "refunded": o.refunded,
+        "financial_status": o.financial_status,
+        "cancelled": o.cancelled,
+        "test": o.test,
+        "discount_codes": list(o.discount_codes),
+        "processed_at": o.processed_at,
+        "created_at": o.created_at,
+        "updated_at": o.updated_at,
+        "deleted_at": None,
+    }
+    if row is None:
+        row = await OrderRow.create(shop_id=shop_id, platform_id=o.platform_id, **fields)
+    else:
+        if row.customer_id and row.customer_id != customer_id:
+            out.customers.add(row.customer_id)
+        await OrderRow.filter(id=row.id).update(**fields)
+        await LineItemRow.filter(order_id=row.id).delete()
+    await LineItemRow.bulk_create(
+        [
+            LineItemRow(
+                shop_id=shop_id,
+                order_id=row.id,
+                platform_id=li.platform_id,
+                product_id=li.product_id,
+                variant_id=li.variant_id,
+                sku=li.sku,
+                title=(li.title or "")[:500] or None,
+                quantity=li.quantity,
+                unit_price=li.unit_price,
+                discount=li.discount,
+                is_gift_card=li.is_gift_card,
+            )
+            for li in o.line_items
+        ]
+    )
+    out.changed += 1
+    if customer_id:
+        out.customers.add(customer_id)
+
+
+def _variants_json(p: m.Product) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": v.platform_id,
+            "price": str(v.price),
+            "sku": v.sku,
+            "title": v.title,
+            "inventory_quantity": v.inventory_quantity,
+            "available": v.available,
+        }
+        for v in p.variants
+    ]
+
+
+async def _upsert_simple(shop_id: int, kind: m.Kind, platform_id: str, updated_at: datetime | None,
+                         fields: dict[str, Any], out: Applied) -> Any:
+    table = TABLES[kind]
+    row = await table.get_or_none(shop_id=shop_id, platform_id=platform_id)
+    if _is_stale(row, updated_at):
+        out.skipped_stale += 1
+        return None
+    fields = {**fields, "deleted_at": None}
+    if row is None:
+        row = await table.create(shop_id=shop_id, platform_id=platform_id, **fields)
+    else:
+        await table.filter(id=row.id).update(**fields)
+    out.changed += 1
+    return row
+
+
+async def _upsert(shop_id: int, entity: m.Entity, out: Applied) -> None:
+    if isinstance(entity, m.Customer):
+        await _upsert_customer(shop_id, entity, out)
+    elif isinstance(entity, m.Order):
+        await _upsert_order(shop_id, entity, out)
+    elif isinstance(entity, m.Product):
+        await _upsert_simple(shop_id, m.Kind.PRODUCT, entity.platform_id, entity.updated_at, {
+            "title": entity.title[:500], "product_type": entity.product_type, "vendor": entity.vendor,
+            "tags": list(entity.tags), "status": entity.status, "is_gift_card": entity.is_gift_card,
+            "price": entity.price, "in_stock": entity.in_stock, "variants": _variants_json(entity),
+            "created_at": entity.created_at, "updated_at": entity.updated_at,
+        }, out)
+    elif isinstance(entity, m.Refund):
+        await _upsert_simple(shop_id, m.Kind.REFUND, entity.platform_id, entity.updated_at or entity.created_at, {
+            "order_id": entity.order_id, "amount": entity.amount, "created_at": entity.created_at,
+            "updated_at": entity.updated_at or entity.created_at,
+            "line_items": [list(pair) for pair in entity.line_items],
+        }, out)
+        order = await OrderRow.get_or_none(shop_id=shop_id, platform_id=entity.order_id)
+        if order is not None and order.customer_id:
+            out.customers.add(order.customer_id)
+    elif isinstance(entity, m.Checkout):
+        await _upsert_simple(shop_id, m.Kind.CHECKOUT, entity.platform_id, entity.updated_at, {
+            "customer_id": entity.customer_id, "email": m.normalize_email(entity.email), "total": entity.total,
+            "created_at": entity.created_at, "completed_at": entity.completed_at, "updated_at": entity.updated_at,
+        }, out)
+        if entity.customer_id:
+            out.customers.add(entity.customer_id)
+
+
+async def _delete(shop_id: int, d: m.Delete, out: Applied) -> None:
+    table = TABLES[d.kind]
+    row = await table.get_or_none(shop_id=shop_id, platform_id=d.platform_id)
+    at = d.at or utcnow()
+    if row is None:
+        # Remember the deletion so an older update delivered later cannot resurrect it.
+        tombstone: dict[str, Any] = {"deleted_at": at, "updated_at": at}
+        if d.kind is m.Kind.CUSTOMER:
+            await CustomerRow.create(shop_id=shop_id, platform_id=d.platform_id, **tombstone)
+        out.changed += 1
+        return
+    if row.updated_at is not None and at < row.updated_at:
+        out.skipped_stale += 1
+        return
+    await table.filter(id=row.id).update(deleted_at=at)
+    out.changed += 1
+    owner = d.platform_id if d.kind is m.Kind.CUSTOMER else getattr(row, "customer_id", None)
+    if owner:
+        out.customers.add(owner)
+
+
+async def _tags(shop_id: int, t: m.TagsChanged, out: Applied) -> None:
+    row = await CustomerRow.get_or_none(shop_id=shop_id, platform_id=t.customer_id)
+    if row is None:
+        row = await CustomerRow.create(shop_id=shop_id, platform_id=t.customer_id, updated_at=None)
+    tags = [tag for tag in row.tags if tag not in set(t.removed)]
+    tags += [tag for tag in t.added if tag not in tags]
+    if tags != row.tags:
+        row.tags = tags
+        await row.save(update_fields=["tags"])
+        out.changed += 1
+
+
+async def _redact_customer(shop_id: int, r: m.RedactCustomer, out: Applied) -> None:
+    """GDPR: drop the customer's personal data and the listed orders from storage and analytics."""
+    ids = {r.customer_id} if r.customer_id else set()
+    if r.email:
+        email = m.normalize_email(r.email)
+        ids |= set(await CustomerRow.filter(shop_id=shop_id, email=email).values_list("platform_id", flat=True))
+        ids.add(m.guest_id(r.email))
+    orders = set(r.order_ids)
+    if orders:
+        await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).delete()
+        await RefundRow.filter(shop_id=shop_id, order_id__in=orders).delete()
+    if ids:
+        await CustomerRow.filter(shop_id=shop_id, platform_id__in=ids).update(
+            email=None, first_name=None, last_name=None, tags=[], accepts_marketing=None, deleted_at=utcnow()
+        )
+        await OrderRow.filter(shop_id=shop_id, customer_id__in=ids).update(email=None)
+        await CheckoutRow.filter(shop_id=shop_id, customer_id__in=ids).delete()
+        await CustomerInsightRow.filter(shop_id=shop_id, customer_id__in=ids).delete()
+        await WriteStateRow.filter(shop_id=shop_id, owner_kind="customer", owner_id__in=ids).delete()
+    out.changed += 1
+
+
+async def export_customer(shop_id: int, customer_id: str | None, email: str | None,
+                          order_ids: Iterable[str] = ()) -> dict[str, Any]:
+    """Everything we hold on one customer, for a customers/data_request."""
+    query = CustomerRow.filter(shop_id=shop_id)
+    ids: set[str] = set()
+    if customer_id:
+        ids.add(customer_id)
+    if email:
+        ids |= set(await query.filter(email=m.normalize_email(email)).values_list("platform_id", flat=True))
+    customers = await CustomerRow.filter(shop_id=shop_id, platform_id__in=ids).values()
+    orders = await OrderRow.filter(shop_id=shop_id).filter(customer_id__in=ids).values()
+    listed = await OrderRow.filter(shop_id=shop_id, platform_id__in=list(order_ids)).values()
+    insights = await CustomerInsightRow.filter(shop_id=shop_id, customer_id__in=ids).values("customer_id", "data", "segments")
+    seen = {o["platform_id"] for o in orders}
+    return json.loads(json.dumps({
+        "customers": customers,
+        "orders": orders + [o for o in listed if o["platform_id"] not in seen],
+        "insights": insights,
+    }, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, Decimal)):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+async def _apply_one(shop_id: int, change: m.Change, out: Applied) -> None:
+    if isinstance(change, m.Upsert):
+        await _upsert(shop_id, change.entity, out)
+    elif isinstance(change, m.Delete):
+        await _delete(shop_id, change, out)
+    elif isinstance(change, m.TagsChanged):
+        await _tags(shop_id, change, out)
+    elif isinstance(change, m.Uninstalled):
+        await set_state(shop_id, m.InstallState.UNINSTALLED)
+        out.uninstalled = True
+    elif isinstance(change, m.RedactCustomer):
+        await _redact_customer(shop_id, change, out)
+    elif isinstance(change, m.RedactShop):
+        await ShopRow.filter(id=shop_id).delete()  # cascades to every table of the shop
+        out.erased = True
+    elif isinstance(change, m.DataRequest):
+        data = await export_customer(shop_id, change.customer_id, change.email, change.order_ids)
+        await DataExportRow.update_or_create(
+            defaults={"customer_id": change.customer_id, "data": data, "created_at": utcnow()},
+            shop_id=shop_id, request_id=change.request_id,
+        )
+    elif isinstance(change, m.BulkFinished):
+        await set_cursor(shop_id, f"bulk:{change.operation_id}", change.status)
+
+
+async def apply_changes(shop_id: int, changes: Iterable[m.Change]) -> Applied:
+    """Apply changes in one transaction; a unique-key race with another worker is a Retryable."""
+    out = Applied()
+    try:
+        async with in_transaction():
+            for change in changes:
+                await _apply_one(shop_id, change, out)
+                if out.erased:
+                    break
+    except IntegrityError as exc:
+        raise Retryable(f"concurrent write: {exc}") from exc
+    return out

@@ -1,0 +1,111 @@
+"""Pure orchestration: orders (+ checkouts) + settings + as_of -> features, RFM, predictions, segments, KPIs."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from connector.analytics_settings import AnalyticsSettings
+from jobs.clv import BgNbdParams, GammaGammaParams, conditional_expected_purchases, predict
+from jobs.features import as_of_day, customer_features, valid_orders
+from jobs.kpis import cohort_matrix, shop_kpis
+from jobs.rfm import rfm_scores
+from jobs.segments import segment_table
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    as_of: pd.Timestamp
+    customers: pd.DataFrame  # features + RFM + predictions, one row per customer (checkout-only ones too)
+    segments: pd.DataFrame  # boolean membership, one column per segment slug
+    kpis: dict[str, object]
+    cohorts: pd.DataFrame
+    model: str
+    bgnbd: BgNbdParams | None
+    gamma_gamma: GammaGammaParams | None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, object]:
+        """A JSON-ready summary (no per-customer rows)."""
+        buyers = int((self.customers["number_of_orders"] > 0).sum())
+        return _clean({
+            "as_of": self.as_of.date().isoformat(),
+            "customers": buyers,
+            "orders": int(self.customers["number_of_orders"].sum()),
+            "model": self.model,
+            "bgnbd": None if self.bgnbd is None else {
+                "r": self.bgnbd.r, "alpha": self.bgnbd.alpha, "a": self.bgnbd.a, "b": self.bgnbd.b,
+                "log_likelihood": self.bgnbd.log_likelihood, "converged": self.bgnbd.converged,
+            },
+            "gamma_gamma": None if self.gamma_gamma is None else {
+                "p": self.gamma_gamma.p, "q": self.gamma_gamma.q, "gamma": self.gamma_gamma.gamma,
+                "log_likelihood": self.gamma_gamma.log_likelihood, "converged": self.gamma_gamma.converged,
+            },
+            "kpis": self.kpis,
+            "segments": {name: int(self.segments[name].sum()) for name in self.segments.columns},
+            "cohorts": {cohort: [None if pd.isna(v) else float(v) for v in row]
+                        for cohort, row in zip(self.cohorts.index, self.cohorts.to_numpy())},
+            **self.extra,
+        })
+
+
+def _clean(value: object) -> object:
+    """Turn numpy scalars into Python ones and non-finite floats into None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: object,
+            checkouts: pd.DataFrame | None = None) -> AnalysisResult:
+    """Run the whole customer analytics on one shop's orders as of a day."""
+    today = as_of_day(as_of)
+    features = customer_features(orders, today)
+    rfm = rfm_scores(features, settings.rfm.bins)
+    predictions = predict(features, today, settings)
+    customers = pd.concat([features, rfm, predictions.frame], axis=1)
+    if checkouts is not None and not checkouts.empty:
+        # Checkout-only shoppers are customers with zero orders: cart abandoners and custom rules see them.
+        extra_ids = pd.Index(checkouts["customer_id"].astype(str).unique()).difference(customers.index)
+        if len(extra_ids):
+            zeros = pd.DataFrame({"number_of_orders": 0, "amount_spent": 0.0}, index=extra_ids)
+            customers = pd.concat([customers, zeros])
+            customers.index.name = "customer_id"
+    segments = segment_table(customers, orders, checkouts, today, settings)
+    kpis = shop_kpis(features, predictions.frame, orders, today, settings.kpi_period_days)
+    return AnalysisResult(today, customers, segments, kpis, cohort_matrix(orders, today), predictions.model,
+                          predictions.bgnbd, predictions.gamma_gamma)
+
+
+def holdout_deciles(result: AnalysisResult, orders: pd.DataFrame, end: object) -> list[dict[str, float]]:
+    """Predicted vs actual repeat transactions (same-day merged) per decile of prediction, after as_of up to end."""
+    if result.bgnbd is None:
+        return []
+    buyers = result.customers.loc[result.customers["number_of_orders"] > 0]
+    start = result.as_of + pd.Timedelta(days=1)
+    stop = as_of_day(end) + pd.Timedelta(days=1)
+    weeks = (stop - start).days / 7.0
+    predicted = conditional_expected_purchases(
+        result.bgnbd, weeks, buyers["x"].to_numpy(float), buyers["t_x"].to_numpy(float), buyers["T"].to_numpy(float))
+    later = valid_orders(orders, end)
+    later = later.loc[later["processed_at"] >= start]
+    days = pd.DataFrame({"customer_id": later["customer_id"].astype(str),
+                         "day": later["processed_at"].dt.normalize()}).drop_duplicates()
+    actual = days.groupby("customer_id").size().reindex(buyers.index, fill_value=0).to_numpy(float)
+    ids = buyers.index.to_numpy().astype(str)
+    order = np.lexsort((ids, predicted))
+    rows = []
+    for decile, part in enumerate(np.array_split(order, 10), start=1):
+        rows.append({"decile": decile, "customers": int(len(part)), "predicted": float(predicted[part].sum()),
+                     "actual": float(actual[part].sum())})
+    return rows

@@ -1,0 +1,29 @@
+"""`retention serve`: the web app under uvicorn (stops cleanly on SIGTERM)."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from connector.app import create_app
+from connector.config import load_settings
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve webhooks, installs and health."""
+    settings = load_settings(args.config)
+    logging.basicConfig(level=settings.runtime.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    host = args.host or settings.runtime.host
+    port = args.port or settings.runtime.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.runtime.log_level.lower(),
+                timeout_graceful_shutdown=10)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("serve", help="run the web app (webhooks, install, health)")
+    parser.add_argument("--config", help="path to app.toml (default: RETENTION_CONFIG or ./app.toml)")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.set_defaults(func=run)

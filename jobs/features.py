@@ -1,0 +1,150 @@
+"""Per-customer features from an orders table, vectorized with one sort and bincounts (1M customers in seconds)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DAY_NS = 86_400_000_000_000
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "first_order_date", "last_order_date", "number_of_orders", "amount_spent", "gross_spent", "aov",
+    "days_since_last_order", "avg_days_between_orders", "discount_share", "items_per_order",
+    "categories_bought", "x", "t_x", "T", "zbar",
+)
+
+
+def as_of_day(as_of: object) -> pd.Timestamp:
+    """The analysis day: as_of with the time dropped (an order on that day counts as before it)."""
+    return pd.Timestamp(as_of).normalize()
+
+
+def to_naive_utc(values: pd.Series) -> pd.Series:
+    """Parse timestamps (ISO or mixed formats, with or without offset) as naive UTC."""
+    if pd.api.types.is_datetime64_any_dtype(values) and getattr(values.dt, "tz", None) is None:
+        return values
+    try:
+        parsed = pd.to_datetime(values, format="ISO8601", utc=True)
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(values, format="mixed", utc=True)
+    return parsed.dt.tz_localize(None)
+
+
+def orders_from_lines(lines: pd.DataFrame) -> pd.DataFrame:
+    """Build the orders frame from a line-level (or already order-level) frame; line amounts are summed per order."""
+    frame = lines.copy()
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    frame["order_id"] = frame["order_id"].astype(str)
+    frame["processed_at"] = to_naive_utc(frame["processed_at"])
+    if "quantity" not in frame.columns:
+        frame["quantity"] = 1
+    if "discount" not in frame.columns:
+        frame["discount"] = 0.0
+    frame["discount"] = pd.to_numeric(frame["discount"], errors="coerce").fillna(0.0)
+    frame["_disc"] = frame["discount"].abs() > 0
+    aggregations: dict[str, tuple[str, str]] = {
+        "customer_id": ("customer_id", "first"),
+        "processed_at": ("processed_at", "min"),
+        "amount": ("amount", "sum"),
+        "discounted": ("_disc", "any"),
+        "items": ("quantity", "sum"),
+    }
+    orders = frame.groupby("order_id", sort=False).agg(**aggregations).reset_index()
+    if "category" in frame.columns:
+        cats = frame.dropna(subset=["category"]).groupby("order_id", sort=False)["category"]
+        orders["categories"] = orders["order_id"].map(cats.agg(lambda s: tuple(sorted(set(map(str, s))))))
+    orders["gross"] = orders["amount"]
+    # A CSV has no status column. A negative net total is a return or refund; a zero total is kept as a
+    # sale (free sample, 100% discount): the BTYD reference data (CDNOW) count such purchases.
+    orders["valid"] = orders["amount"] >= 0
+    orders["items"] = orders["items"].astype("int64")
+    return orders[[c for c in ("customer_id", "order_id", "processed_at", "amount", "gross", "discounted",
+                               "items", "valid", "categories") if c in orders.columns]]
+
+
+def valid_orders(orders: pd.DataFrame, as_of: object) -> pd.DataFrame:
+    """Valid sales (no test, cancelled or fully refunded orders) placed on or before the as_of day."""
+    day_end = as_of_day(as_of) + pd.Timedelta(days=1)
+    keep = orders["processed_at"] < day_end
+    if "valid" in orders.columns:
+        keep &= orders["valid"].astype(bool)
+    return orders.loc[keep]
+
+
+def customer_features(orders: pd.DataFrame, as_of: object) -> pd.DataFrame:
+    """One row per customer with a valid order up to as_of; x, t_x, T (weeks) and zbar feed the models."""
+    valid = valid_orders(orders, as_of)
+    today = as_of_day(as_of)
+    codes, uniques = pd.factorize(valid["customer_id"].astype(str), sort=True)
+    n = len(uniques)
+    ts = valid["processed_at"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+    order = np.lexsort((ts, codes))
+    codes_s, ts_s = codes[order], ts[order]
+    amount = valid["amount"].to_numpy(dtype=float)[order]
+    starts = np.flatnonzero(np.r_[True, codes_s[1:] != codes_s[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(codes_s)] if n else starts
+    count = np.bincount(codes_s, minlength=n).astype(np.int64)
+    first_ns, last_ns = ts_s[starts], ts_s[ends - 1]
+    first_day, last_day = first_ns // DAY_NS, last_ns // DAY_NS
+    today_day = today.value // DAY_NS
+
+    spend = np.bincount(codes_s, weights=amount, minlength=n)
+    gross = valid["gross"].to_numpy(dtype=float)[order] if "gross" in valid.columns else amount
+    discounted = valid["discounted"].to_numpy(dtype=float)[order] if "discounted" in valid.columns else np.zeros(len(order))
+    items = valid["items"].to_numpy(dtype=float)[order] if "items" in valid.columns else np.ones(len(order))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps = np.where(count > 1, (last_day - first_day) / (count - 1), np.nan)
+
+    # Model inputs follow the BTYD convention: orders on the same calendar day are one transaction,
+    # the first is not counted, time is in weeks.
+    day_s = ts_s // DAY_NS
+    new_day = np.r_[True, (codes_s[1:] != codes_s[:-1]) | (day_s[1:] != day_s[:-1])] if n else np.zeros(0, bool)
+    day_starts = np.flatnonzero(new_day)
+    day_spend = np.add.reduceat(amount, day_starts) if len(day_starts) else np.zeros(0)
+    x = np.bincount(codes_s[day_starts], minlength=n) - 1
+    first_spend = day_spend[np.searchsorted(day_starts, starts)] if n else np.zeros(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zbar = np.where(x > 0, (spend - first_spend) / np.maximum(x, 1), 0.0)
+
+    features = pd.DataFrame(
+        {
+            "first_order_date": pd.to_datetime(first_ns),
+            "last_order_date": pd.to_datetime(last_ns),
+            "number_of_orders": count,
+            "amount_spent": spend,
+            "gross_spent": np.bincount(codes_s, weights=gross, minlength=n),
+            "aov": spend / np.maximum(count, 1),
+            "days_since_last_order": (today_day - last_day).astype(np.int64),
+            "avg_days_between_orders": gaps,
+            "discount_share": np.bincount(codes_s, weights=discounted, minlength=n) / np.maximum(count, 1),
+            "items_per_order": np.bincount(codes_s, weights=items, minlength=n) / np.maximum(count, 1),
+            "x": x.astype(np.int64),
+            "t_x": (last_day - first_day) / 7.0,
+            "T": (today_day - first_day) / 7.0,
+            "zbar": zbar,
+        },
+        index=pd.Index(np.asarray(uniques, dtype=object), name="customer_id"),
+    )
+    features.insert(10, "categories_bought", _categories(valid, codes, n))
+    return features
+
+
+def _categories(valid: pd.DataFrame, codes: np.ndarray, n: int) -> np.ndarray:
+    """Sorted tuple of distinct categories per customer (empty tuple when the orders carry none)."""
+    empty: tuple[str, ...] = ()
+    result = np.empty(n, dtype=object)
+    result.fill(empty)
+    if "categories" not in valid.columns or n == 0:
+        return result
+    cats = pd.Series(valid["categories"].to_numpy(), index=codes)
+    cats = cats.map(lambda v: (v,) if isinstance(v, str) else v).explode().dropna()
+    if cats.empty:
+        return result
+    pairs = pd.DataFrame({"code": cats.index, "cat": cats.astype(str).to_numpy()}).drop_duplicates()
+    pairs = pairs.sort_values(["code", "cat"])
+    grouped = pairs.groupby("code", sort=True)["cat"].agg(tuple)
+    result[grouped.index.to_numpy()] = grouped.to_numpy()
+    return result
+
+
+def model_summary(features: pd.DataFrame) -> pd.DataFrame:
+    """The (x, t_x, T, zbar) calibration summary used by BG/NBD and Gamma-Gamma."""
+    return features[["x", "t_x", "T", "zbar"]]

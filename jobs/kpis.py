@@ -1,0 +1,76 @@
+"""Shop KPIs: repeat purchase rate, period retention and churn, CLV summary, repeat revenue share, cohorts."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from jobs.features import as_of_day, valid_orders
+
+
+def period_retention(orders: pd.DataFrame, as_of: object, period_days: int) -> dict[str, float | int]:
+    """Of the customers who bought in the previous period, the share who bought again in the latest one."""
+    valid = valid_orders(orders, as_of)
+    end = as_of_day(as_of) + pd.Timedelta(days=1)
+    start = end - pd.Timedelta(days=period_days)
+    previous_start = start - pd.Timedelta(days=period_days)
+    when = valid["processed_at"]
+    previous = set(valid.loc[(when >= previous_start) & (when < start), "customer_id"].astype(str).unique())
+    current = set(valid.loc[(when >= start) & (when < end), "customer_id"].astype(str).unique())
+    retained = len(previous & current)
+    rate = retained / len(previous) if previous else 0.0
+    return {
+        "period_days": period_days,
+        "previous_period_customers": len(previous),
+        "retained_customers": retained,
+        "retention_rate": rate,
+        "churn_rate": 1.0 - rate if previous else 0.0,
+    }
+
+
+def cohort_matrix(orders: pd.DataFrame, as_of: object) -> pd.DataFrame:
+    """Cohort month x months since first order -> share of the cohort with a valid order in that month."""
+    valid = valid_orders(orders, as_of)
+    if valid.empty:
+        return pd.DataFrame(dtype=float)
+    months = valid["processed_at"].dt.year.to_numpy() * 12 + valid["processed_at"].dt.month.to_numpy() - 1
+    codes, _ = pd.factorize(valid["customer_id"].astype(str))
+    first = np.full(codes.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, months)
+    cohort = first[codes]
+    active = pd.DataFrame({"cohort": cohort, "age": months - cohort, "customer": codes}).drop_duplicates()
+    counts = active.groupby(["cohort", "age"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=range(int(counts.columns.max()) + 1), fill_value=0)
+    sizes = np.bincount(first - first.min())[counts.index.to_numpy() - first.min()]
+    shares = counts.div(sizes, axis=0)
+    last_month = as_of_day(as_of).year * 12 + as_of_day(as_of).month - 1
+    # Months a cohort has not reached yet are unknown, not zero.
+    ages = shares.columns.to_numpy()[None, :]
+    shares = shares.where(shares.index.to_numpy()[:, None] + ages <= last_month)
+    shares.index = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in shares.index]
+    shares.index.name = "cohort"
+    shares.columns.name = "months_since_first_order"
+    return shares
+
+
+def shop_kpis(features: pd.DataFrame, predictions: pd.DataFrame | None, orders: pd.DataFrame, as_of: object,
+              period_days: int = 90) -> dict[str, object]:
+    """All headline KPIs of a shop as plain numbers (JSON-ready)."""
+    customers = len(features)
+    repeaters = features["number_of_orders"] >= 2
+    revenue = float(features["amount_spent"].sum())
+    kpis: dict[str, object] = {
+        "customers": customers,
+        "orders": int(features["number_of_orders"].sum()),
+        "revenue": revenue,
+        "repeat_purchase_rate": float(repeaters.mean()) if customers else 0.0,
+        "repeat_customer_revenue_share": float(features.loc[repeaters, "amount_spent"].sum() / revenue)
+        if revenue > 0 else 0.0,
+        "average_order_value": revenue / max(int(features["number_of_orders"].sum()), 1),
+    }
+    kpis.update(period_retention(orders, as_of, period_days))
+    if predictions is not None and len(predictions):
+        kpis["average_clv"] = float(predictions["predicted_clv"].mean())
+        kpis["median_clv"] = float(predictions["predicted_clv"].median())
+    else:
+        kpis["average_clv"] = kpis["median_clv"] = 0.0
+    return kpis

@@ -1,0 +1,82 @@
+"""RFM quintile scores per shop and the named R x F groups.
+
+Scores are 1-5 (5 = best) by rank within the shop: customers are ordered by value and then by
+customer_id, so ties are broken deterministically and every quintile holds n/5 customers (+-1).
+Recency uses days since the last order (fewer days = higher score), frequency the number of orders,
+monetary the net amount spent.
+
+Groups come from the (R, F) cell of this grid; every cell belongs to exactly one group:
+
+    R \\ F |  1                   2                   3                   4                   5
+    ------+--------------------------------------------------------------------------------------------
+      5   |  New                 Potential loyalist  Potential loyalist  Champions           Champions
+      4   |  Promising           Potential loyalist  Potential loyalist  Loyal               Loyal
+      3   |  About to sleep      About to sleep      Need attention      Loyal               Loyal
+      2   |  Hibernating         Hibernating         At risk             At risk             Can't lose them
+      1   |  Lost                Hibernating         At risk             At risk             Can't lose them
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+GRID: dict[int, tuple[str, str, str, str, str]] = {
+    5: ("New", "Potential loyalist", "Potential loyalist", "Champions", "Champions"),
+    4: ("Promising", "Potential loyalist", "Potential loyalist", "Loyal", "Loyal"),
+    3: ("About to sleep", "About to sleep", "Need attention", "Loyal", "Loyal"),
+    2: ("Hibernating", "Hibernating", "At risk", "At risk", "Can't lose them"),
+    1: ("Lost", "Hibernating", "At risk", "At risk", "Can't lose them"),
+}
+GROUPS: tuple[str, ...] = (
+    "Champions", "Loyal", "Potential loyalist", "New", "Promising", "Need attention", "About to sleep",
+    "At risk", "Can't lose them", "Hibernating", "Lost",
+)
+
+
+def group_slug(group: str) -> str:
+    """Segment name of an RFM group, e.g. "Can't lose them" -> rfm_cant_lose_them."""
+    return "rfm_" + re.sub(r"[^a-z0-9]+", "_", group.lower().replace("'", "")).strip("_")
+
+
+def group_of(recency: int, frequency: int) -> str:
+    """The named group of one (R, F) cell."""
+    return GRID[recency][frequency - 1]
+
+
+def quantile_scores(values: np.ndarray, ids: np.ndarray, bins: int = 5) -> np.ndarray:
+    """1..bins by rank of value (ties broken by id), higher value -> higher score."""
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((ids, values))
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = np.arange(n)
+    return (ranks * bins // n + 1).astype(np.int64)
+
+
+def rfm_scores(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+    """rfm_recency, rfm_frequency, rfm_monetary, rfm_score ("555") and rfm_group for every customer."""
+    ids = features.index.to_numpy().astype(str)
+    recency = quantile_scores(-features["days_since_last_order"].to_numpy(dtype=float), ids, bins)
+    frequency = quantile_scores(features["number_of_orders"].to_numpy(dtype=float), ids, bins)
+    monetary = quantile_scores(features["amount_spent"].to_numpy(dtype=float), ids, bins)
+    if bins == 5:
+        table = np.array([[GRID[r][f - 1] for f in range(1, 6)] for r in range(1, 6)], dtype=object)
+        groups = table[recency - 1, frequency - 1] if len(ids) else np.zeros(0, dtype=object)
+    else:  # the named grid is defined on quintiles: map other bin counts onto it
+        r5 = (recency - 1) * 5 // bins + 1
+        f5 = (frequency - 1) * 5 // bins + 1
+        table = np.array([[GRID[r][f - 1] for f in range(1, 6)] for r in range(1, 6)], dtype=object)
+        groups = table[r5 - 1, f5 - 1]
+    return pd.DataFrame(
+        {
+            "rfm_recency": recency,
+            "rfm_frequency": frequency,
+            "rfm_monetary": monetary,
+            "rfm_score": recency * 100 + frequency * 10 + monetary,
+            "rfm_group": pd.Series(groups, dtype="object").to_numpy(),
+        },
+        index=features.index,
+    )

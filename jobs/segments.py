@@ -1,0 +1,136 @@
+"""Built-in segments and merchant rules, as boolean membership columns (one per segment slug)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from connector.analytics_settings import AnalyticsSettings, CustomSegment
+from connector.segment_rules import evaluate, parse_rule
+from jobs.features import as_of_day, valid_orders
+from jobs.rfm import GROUPS, group_slug
+
+
+def black_friday(year: int) -> pd.Timestamp:
+    """The day after the fourth Thursday of November."""
+    november_first = pd.Timestamp(year=year, month=11, day=1)
+    first_thursday = 1 + (3 - november_first.weekday()) % 7
+    return pd.Timestamp(year=year, month=11, day=first_thursday + 22)
+
+
+def top_percent(values: pd.Series, percent: float) -> pd.Series:
+    """The top `percent` % of all rows by value (ties by id); rows with no positive value never qualify."""
+    n = len(values)
+    k = math.ceil(n * percent / 100.0) if n else 0
+    numbers = values.to_numpy(dtype=float)
+    numbers = np.where(np.isfinite(numbers), numbers, -np.inf)
+    order = np.lexsort((values.index.to_numpy().astype(str), -numbers))
+    chosen = np.zeros(n, dtype=bool)
+    chosen[order[:k]] = True
+    return pd.Series(chosen & (numbers > 0), index=values.index)
+
+
+def holiday_buyers(orders: pd.DataFrame, as_of: object) -> set[str]:
+    """Customers with a valid order from Black Friday to 31 December of a year before as_of's year."""
+    today = as_of_day(as_of)
+    valid = valid_orders(orders, as_of)
+    when = valid["processed_at"]
+    earlier = valid.loc[when.dt.year < today.year]
+    if earlier.empty:
+        return set()
+    years = earlier["processed_at"].dt.year
+    starts = years.map({int(y): black_friday(int(y)) for y in years.unique()})
+    in_window = earlier["processed_at"].to_numpy() >= starts.to_numpy(dtype="datetime64[ns]")
+    return set(earlier.loc[in_window, "customer_id"].astype(str))
+
+
+def cart_abandoners(checkouts: pd.DataFrame | None, last_order: pd.Series, as_of: object, days: int) -> set[str]:
+    """Customers with an abandoned checkout in the last `days` days and no valid order since it."""
+    if checkouts is None or checkouts.empty:
+        return set()
+    end = as_of_day(as_of) + pd.Timedelta(days=1)
+    created = pd.to_datetime(checkouts["created_at"])
+    recent = checkouts.loc[~checkouts["completed"].astype(bool) & (created >= end - pd.Timedelta(days=days))
+                           & (created < end)]
+    if recent.empty:
+        return set()
+    latest = recent.assign(created_at=pd.to_datetime(recent["created_at"]),
+                           customer_id=recent["customer_id"].astype(str)).groupby("customer_id")["created_at"].max()
+    ordered = last_order.reindex(latest.index)
+    return set(latest.index[~(ordered >= latest).fillna(False).to_numpy(dtype=bool)])
+
+
+def builtin_segments(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame | None,
+                     as_of: object, settings: AnalyticsSettings) -> pd.DataFrame:
+    """Membership of every enabled built-in segment; customers must carry features, RFM and predictions."""
+    s = settings.segments
+    today = as_of_day(as_of)
+    orders_n = customers["number_of_orders"].fillna(0)
+    buyers = orders_n >= 1
+    out: dict[str, pd.Series] = {}
+
+    def column(name: str) -> pd.Series:
+        if name in customers.columns:
+            return customers[name]
+        return pd.Series(np.nan, index=customers.index)
+
+    if s.first_time.enabled:
+        out["first_time"] = orders_n == 1
+    if s.repeat.enabled:
+        out["repeat"] = orders_n >= s.repeat.min_orders
+    if s.big_spender.enabled:
+        out["big_spender"] = _top_among(customers, buyers, "amount_spent", s.big_spender.top_percent)
+    if s.high_aov.enabled:
+        out["high_aov"] = _top_among(customers, buyers, "aov", s.high_aov.top_percent)
+    if s.discount_shopper.enabled:
+        share = column("discount_share")
+        out["discount_shopper"] = (share >= s.discount_shopper.min_share) & (orders_n >= s.discount_shopper.min_orders)
+    if s.full_price.enabled:
+        out["full_price"] = (column("discount_share") == 0) & (orders_n >= max(s.full_price.min_orders, 1))
+    if s.vip.enabled:
+        out["vip"] = _top_among(customers, buyers, "predicted_clv", s.vip.top_percent)
+    if s.at_risk.enabled:
+        out["at_risk"] = (column("p_alive") < s.at_risk.max_p_alive) & (orders_n >= s.at_risk.min_orders)
+    if s.lapsed.enabled:
+        out["lapsed"] = (column("days_since_last_order") >= s.lapsed.days) & (orders_n >= s.lapsed.min_orders)
+    if s.cart_abandoner.enabled:
+        ids = cart_abandoners(checkouts, column("last_order_date"), as_of, s.cart_abandoner.days)
+        out["cart_abandoner"] = pd.Series(customers.index.isin(list(ids)), index=customers.index)
+    if s.holiday_buyer.enabled:
+        ids = holiday_buyers(orders, as_of)
+        out["holiday_buyer"] = pd.Series(customers.index.isin(list(ids)), index=customers.index)
+    if s.due_to_reorder.enabled:
+        next_date = pd.to_datetime(column("expected_next_order_date")).dt.normalize()
+        window = (next_date >= today) & (next_date <= today + pd.Timedelta(days=s.due_to_reorder.days))
+        out["due_to_reorder"] = window & (column("p_alive") >= s.due_to_reorder.min_p_alive)
+    if s.rfm_groups.enabled:
+        group = column("rfm_group")
+        for name in GROUPS:
+            out[group_slug(name)] = group == name
+    frame = pd.DataFrame({k: v.fillna(False).astype(bool) for k, v in out.items()}, index=customers.index)
+    return frame
+
+
+def _top_among(customers: pd.DataFrame, eligible: pd.Series, column: str, percent: float) -> pd.Series:
+    if column not in customers.columns:
+        return pd.Series(False, index=customers.index)
+    top = top_percent(customers.loc[eligible, column], percent)
+    return top.reindex(customers.index, fill_value=False)
+
+
+def custom_segments(customers: pd.DataFrame, custom: tuple[CustomSegment, ...], as_of: object) -> pd.DataFrame:
+    """Membership of every enabled custom segment, each rule evaluated vectorized over the customers."""
+    columns = {
+        segment.name: evaluate(parse_rule(segment.rule), customers, pd.Timestamp(as_of))
+        for segment in custom if segment.enabled
+    }
+    return pd.DataFrame(columns, index=customers.index, dtype=bool)
+
+
+def segment_table(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame | None,
+                  as_of: object, settings: AnalyticsSettings) -> pd.DataFrame:
+    """Built-in and custom segment membership side by side."""
+    builtin = builtin_segments(customers, orders, checkouts, as_of, settings)
+    custom = custom_segments(customers, settings.custom, as_of)
+    return pd.concat([builtin, custom], axis=1)

@@ -1,0 +1,69 @@
+"""The arq worker: task functions, cron schedules, and the shared services in its context."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import cron
+from arq.cron import CronJob
+from arq.worker import Worker, func
+
+from connector import database
+from connector.config import Settings
+from connector.runtime import RedisHandle
+from connector.services import Services
+from jobs import tasks
+
+log = logging.getLogger("retention.worker")
+
+
+def _every(seconds: int) -> dict[str, Any]:
+    """arq cron fields for 'every N seconds' (N under a minute) or 'every N minutes'."""
+    if seconds < 60:
+        return {"second": set(range(0, 60, max(1, seconds)))}
+    minutes = max(1, seconds // 60)
+    return {"minute": set(range(0, 60, minutes)), "second": {0}}
+
+
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    """The periodic work: inbox sweep, reconciliation of every shop."""
+    sched = settings.schedules
+    return [
+        cron(tasks.sweep_inbox, run_at_startup=True, **_every(sched.inbox_sweep_seconds)),
+        cron(tasks.reconcile_all, **_every(sched.reconcile_minutes * 60)),
+    ]
+
+
+def functions() -> list[Any]:
+    """Every task the worker runs; job ids deduplicate only while queued or running (keep_result=0)."""
+    names = ["apply_event", "install_shop", "sync_shop", "recompute_shop", "sweep_inbox", "reconcile_all"]
+    return [func(getattr(tasks, name), name=name, keep_result=0, max_tries=20) for name in names if hasattr(tasks, name)]
+
+
+def build_worker(settings: Settings, handle: RedisHandle, **overrides: Any) -> Worker:
+    """An arq Worker wired to our database and Redis."""
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        await database.connect(settings)
+        ctx["services"] = Services(settings=settings, redis=handle)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        services: Services | None = ctx.get("services")
+        if services is not None:
+            await services.close()
+        await database.close()
+
+    options: dict[str, Any] = {
+        "functions": functions(),
+        "cron_jobs": cron_jobs(settings),
+        "redis_settings": handle.settings,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "keep_result": 0,
+        "max_jobs": 10,
+        "job_timeout": 3600,
+        "handle_signals": True,
+        "health_check_interval": 10,
+    }
+    options.update(overrides)
+    return Worker(**options)

@@ -1,0 +1,186 @@
+"""Recommendation components on small synthetic shops whose right answers are known by construction."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import jobs.cooccurrence as cooccurrence
+from connector.recommend_settings import RecommendSettings
+from jobs.recommend import REASONS, fit, recommend, related_products, upgrade_products
+
+AS_OF = pd.Timestamp("2026-11-23")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shop(orders: list[tuple[str, str, list[str]]], prefix: str = "o") -> pd.DataFrame:
+    """Lines from (customer, date, products) orders, one order per tuple."""
+    rows = []
+    for n, (customer, day, products) in enumerate(orders):
+        for product in products:
+            rows.append({"customer_id": customer, "order_id": f"{prefix}{n}", "processed_at": pd.Timestamp(day),
+                         "product_id": product, "quantity": 1.0, "amount": 10.0})
+    return pd.DataFrame(rows)
+
+
+def popular_milk_shop() -> pd.DataFrame:
+    """Milk is in almost every order; chips and salsa are rarer but always bought together."""
+    orders = []
+    for i in range(60):
+        day = (AS_OF - pd.Timedelta(days=5 + i)).date().isoformat()
+        basket = ["milk", f"filler{i % 7}"]
+        if i % 4 == 0:
+            basket += ["chips", "salsa"]
+        orders.append((f"c{i % 15}", day, basket))
+    return shop(orders)
+
+
+def test_cross_sell_does_not_just_echo_popularity() -> None:
+    model = fit(popular_milk_shop(), AS_OF)
+    related = related_products(model)
+    chips = related[related["product_id"] == "chips"].sort_values("rank")
+    assert chips["related_product_id"].iloc[0] == "salsa"
+    salsa_score = chips.loc[chips["related_product_id"] == "salsa", "score"].iloc[0]
+    milk = chips.loc[chips["related_product_id"] == "milk", "score"]
+    assert milk.empty or milk.iloc[0] < salsa_score
+
+
+def test_pairs_below_min_support_get_no_association() -> None:
+    lines = popular_milk_shop()
+    strict = RecommendSettings(cross_sell=dataclasses.replace(RecommendSettings().cross_sell, min_support=100))
+    assert related_products(fit(lines, AS_OF, settings=strict)).empty
+    assert not related_products(fit(lines, AS_OF)).empty
+
+
+def test_blocked_sparse_association_equals_a_direct_dense_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    n_orders, n_products = 400, 30
+    dense = (rng.random((n_orders, n_products)) < rng.random(n_products) * 0.4).astype(float)
+    orders, products = np.nonzero(dense)
+    x = cooccurrence.incidence(orders, products, n_orders, n_products)
+    settings = dataclasses.replace(RecommendSettings().cross_sell, neighbors=n_products, max_basket_size=n_products)
+    monkeypatch.setattr(cooccurrence, "_BLOCK_PAIRS", 500)  # forces many blocks
+    got = cooccurrence.bought_together(x, settings).toarray()
+    keep = dense[dense.sum(axis=1) >= 2]
+    co = keep.T @ keep
+    n = np.diag(co).copy()
+    expected = co / np.sqrt(np.outer(n, n)) * co / (co + settings.shrinkage)
+    expected[co < settings.min_support] = 0.0
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_top_n_per_row_keeps_the_largest_entries() -> None:
+    rng = np.random.default_rng(3)
+    dense = rng.random((20, 40)) * (rng.random((20, 40)) < 0.5)
+    kept = cooccurrence.top_n_per_row(cooccurrence.sp.csr_matrix(dense), 3).toarray()
+    for row, got in zip(dense, kept):
+        assert set(np.flatnonzero(got)) == set(np.argsort(-row)[:3][row[np.argsort(-row)[:3]] > 0])
+
+
+def test_unavailable_products_are_never_recommended() -> None:
+    lines = popular_milk_shop()
+    everyone = recommend(fit(lines, AS_OF))
+    banned = everyone["product_id"].value_counts().index[:2].tolist()
+    catalog = pd.DataFrame({"product_id": banned, "available": [False, "false"]})
+    recs = recommend(fit(lines, AS_OF, catalog))
+    assert not recs["product_id"].isin(banned).any()
+    assert len(recs) > 0
+
+
+def test_one_off_purchases_are_excluded_but_regular_rebuys_come_back() -> None:
+    orders = [("alice", f"2026-{m:02d}-01", ["coffee"]) for m in range(1, 11)]
+    orders += [("alice", "2026-05-02", ["kettle"])]
+    orders += [("bob", "2026-10-01", ["kettle", "tea"]), ("bob", "2026-11-01", ["coffee", "tea"])]
+    recs = recommend(fit(shop(orders), AS_OF), ["alice"])
+    assert "coffee" in set(recs["product_id"])
+    assert "kettle" not in set(recs["product_id"])
+    coffee = recs[recs["product_id"] == "coffee"].iloc[0]
+    assert coffee["reason"] == "due_to_reorder"
+
+
+def test_a_rebuy_that_is_due_outranks_one_bought_yesterday() -> None:
+    orders = []
+    for m in range(1, 11):
+        orders.append(("ann", f"2026-{m:02d}-10", ["soap", "rice"]))
+    orders.append(("ann", "2026-11-22", ["rice"]))  # rice was just bought, soap is overdue
+    settings = RecommendSettings(recency_half_life_days=10_000.0)
+    recs = recommend(fit(shop(orders), AS_OF, settings=settings), ["ann"])
+    score = recs.set_index("product_id")["score"]
+    assert score["soap"] > score["rice"]
+
+
+def test_customers_without_history_get_trending_products() -> None:
+    orders = [(f"old{i}", "2026-07-01", ["classic"]) for i in range(30)]
+    orders += [(f"new{i}", "2026-11-15", ["viral"]) for i in range(10)]
+    orders += [(f"new{i}", "2026-11-10", ["classic"]) for i in range(3)]
+    recs = recommend(fit(shop(orders), AS_OF), ["stranger"])
+    assert list(recs["reason"].unique()) == ["trending"]
+    assert recs.sort_values("rank")["product_id"].iloc[0] == "viral"
+
+
+def test_upgrade_is_a_pricier_same_type_product_that_buyers_moved_to() -> None:
+    catalog = pd.DataFrame({
+        "product_id": ["basic", "pro", "luxury", "cheap", "other_pro"],
+        "product_type": ["grinder", "grinder", "grinder", "grinder", "kettle"],
+        "price": [20.0, 35.0, 90.0, 10.0, 35.0],
+        "available": [True] * 5,
+    })
+    orders = []
+    for i in range(8):
+        orders += [(f"c{i}", "2026-03-01", ["basic"]), (f"c{i}", "2026-06-01", ["pro", "other_pro"])]
+    orders += [(f"l{i}", "2026-06-01", ["luxury", "cheap"]) for i in range(20)]
+    orders += [("newbie", "2026-11-01", ["basic"])]
+    model = fit(shop(orders), AS_OF, catalog)
+    basic = upgrade_products(model).query("product_id == 'basic'")
+    assert basic.sort_values("rank")["related_product_id"].iloc[0] == "pro"
+    assert not basic["related_product_id"].isin(["luxury", "cheap", "other_pro"]).any()
+    recs = recommend(model, ["newbie"])
+    pro = recs[recs["product_id"] == "pro"].iloc[0]
+    assert (pro["reason"], pro["because_of"]) == ("upgrade", "basic")
+
+
+def test_every_recommendation_carries_a_reason_and_its_source() -> None:
+    recs = recommend(fit(popular_milk_shop(), AS_OF), k=10)
+    assert set(recs["reason"]) <= set(REASONS)
+    sourced = recs[recs["reason"].isin(["bought_together", "upgrade"])]
+    assert sourced["because_of"].notna().all()
+    assert recs.groupby("customer_id").size().max() <= 10
+    assert (recs.groupby("customer_id")["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
+
+
+def test_bought_together_names_the_customers_own_product_that_explains_it() -> None:
+    lines = popular_milk_shop()
+    lines = pd.concat([lines, shop([("solo", "2026-11-20", ["chips"])], prefix="solo")], ignore_index=True)
+    recs = recommend(fit(lines, AS_OF), ["solo"])
+    salsa = recs[recs["product_id"] == "salsa"].iloc[0]
+    assert (salsa["reason"], salsa["because_of"]) == ("bought_together", "chips")
+
+
+def test_lines_after_as_of_and_variant_ids_do_not_change_anything() -> None:
+    lines = popular_milk_shop()
+    future = shop([("c1", "2027-01-01", ["salsa", "zzz"])]).assign(order_id="future")
+    noisy = pd.concat([lines, future], ignore_index=True)
+    noisy["variant_id"] = "v" + noisy.index.astype(str)
+    a = recommend(fit(lines, AS_OF))
+    b = recommend(fit(noisy, AS_OF))
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("module", ["jobs/recommend.py", "jobs/cooccurrence.py", "jobs/upsell.py",
+                                    "jobs/rec_eval.py", "connector/recommend_settings.py"])
+def test_pure_modules_import_no_io_library_and_never_read_the_clock(module: str) -> None:
+    tree = ast.parse((REPO / module).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"tortoise", "httpx", "redis", "arq", "starlette", "sqlite3", "socket", "urllib",
+                           "os", "pathlib", "io", "time", "datetime", "requests"}
+    calls = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+             for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    assert not calls & {"open", "now", "today", "utcnow", "read_csv", "read_parquet", "to_csv"}
