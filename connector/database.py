@@ -56,7 +56,8 @@ async def pending_migrations(settings: Settings) -> list[str]:
 async def connect(settings: Settings, *, check: bool = True) -> None:
     """Open the database; refuse to start on a schema older than the code (run `retention migrate`)."""
     _prepare(settings.database_url)
-    await Tortoise.init(config=tortoise_config(settings.database_url))
+    # Global fallback: the ASGI lifespan, request tasks and arq jobs run in different asyncio contexts.
+    await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
     if check:
         try:
             pending = await pending_migrations(settings)

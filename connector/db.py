@@ -62,7 +62,7 @@ class CustomerRow(Model):
     class Meta:
         table = "customer"
         unique_together = (("shop", "platform_id"),)
-        indexes = (("shop", "email"),)
+        indexes = (("shop_id", "email"),)
 
 
 class OrderRow(Model):
@@ -90,7 +90,7 @@ class OrderRow(Model):
     class Meta:
         table = "orders"
         unique_together = (("shop", "platform_id"),)
-        indexes = (("shop", "customer_id"),)
+        indexes = (("shop_id", "customer_id"),)
 
 
 class LineItemRow(Model):

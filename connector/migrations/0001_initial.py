@@ -89,7 +89,7 @@ class Migration(migrations.Migration):
                 ('updated_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('deleted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'customer', 'app': 'models', 'unique_together': (('shop', 'platform_id'),), 'indexes': [Index(fields=['shop', 'email'])], 'pk_attr': 'id', 'table_description': 'A customer. Guests are keyed `guest:<email>` and may be merged into a registered customer.'},
+            options={'table': 'customer', 'app': 'models', 'unique_together': (('shop', 'platform_id'),), 'indexes': [Index(fields=['shop_id', 'email'])], 'pk_attr': 'id', 'table_description': 'A customer. Guests are keyed `guest:<email>` and may be merged into a registered customer.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -145,7 +145,7 @@ class Migration(migrations.Migration):
                 ('updated_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('deleted_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'orders', 'app': 'models', 'unique_together': (('shop', 'platform_id'),), 'indexes': [Index(fields=['shop', 'customer_id'])], 'pk_attr': 'id', 'table_description': 'An order, money in shop currency.'},
+            options={'table': 'orders', 'app': 'models', 'unique_together': (('shop', 'platform_id'),), 'indexes': [Index(fields=['shop_id', 'customer_id'])], 'pk_attr': 'id', 'table_description': 'An order, money in shop currency.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import sys
 
 import uvicorn
 
@@ -16,6 +18,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.runtime.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     host = args.host or settings.runtime.host
     port = args.port or settings.runtime.port
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that was there before:
+    # make that handler a clean exit, so a stopped server reports success.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.runtime.log_level.lower(),
                 timeout_graceful_shutdown=10)
     return 0

@@ -1,0 +1,75 @@
+"""`retention serve` and `retention worker` run as real processes, report health, and stop cleanly on SIGTERM."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL
+from tests.support.live import free_port
+from tests.support.procs import env_for, retention, run, terminate, wait_healthy
+
+
+def serve_and_work(env: dict[str, str], tmp_path: Path) -> tuple[dict, str]:
+    assert run(["migrate"], env).returncode == 0
+    port = free_port()
+    app = retention(["serve", "--port", str(port)], env, tmp_path / "serve.log")
+    worker = retention(["worker"], env, tmp_path / "worker.log")
+    try:
+        health = wait_healthy(f"http://127.0.0.1:{port}").json()
+        time.sleep(1.5)  # the worker has started its cron sweep by now
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+    finally:
+        app_rc = terminate(app)
+        worker_rc = terminate(worker)
+    assert app_rc == 0, (tmp_path / "serve.log").read_text()
+    assert worker_rc == 0, (tmp_path / "worker.log").read_text()
+    return health, (tmp_path / "worker.log").read_text()
+
+
+def test_serve_and_worker_run_on_embedded_defaults_and_stop_on_sigterm(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    health, worker_log = serve_and_work(env, tmp_path)
+    assert health == {"ok": True, "database": "ok", "redis": "ok"}
+    assert (tmp_path / "retention.sqlite3").exists()
+    assert "sweep_inbox" in worker_log
+
+
+@pytest.mark.postgres
+def test_serve_and_worker_run_on_an_external_database_and_redis(tmp_path: Path, redis_url: str,
+                                                               database_url: str) -> None:
+    env = env_for(tmp_path, REDIS_URL=redis_url, DATABASE_URL=database_url)
+    health, _ = serve_and_work(env, tmp_path)
+    assert health["ok"] is True
+    if PG_URL:
+        assert not (tmp_path / "retention.sqlite3").exists()
+
+
+def test_serve_refuses_to_start_on_an_unmigrated_database(tmp_path: Path) -> None:
+    proc = retention(["serve", "--port", str(free_port())], env_for(tmp_path), tmp_path / "serve.log")
+    assert proc.wait(timeout=60) != 0
+    assert "retention migrate" in (tmp_path / "serve.log").read_text()
+
+
+def test_health_names_what_is_down(tmp_path: Path, redis_server: object) -> None:
+    env = env_for(tmp_path, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    assert run(["migrate"], env).returncode == 0
+    port = free_port()
+    app = retention(["serve", "--port", str(port)], env, tmp_path / "serve.log")
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert response.status_code == 503
+        assert response.json()["database"] == "ok" and response.json()["redis"].startswith("down")
+    finally:
+        terminate(app)
