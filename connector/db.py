@@ -81,6 +81,7 @@ class OrderRow(Model):
     financial_status = fields.CharField(max_length=40, null=True)
     cancelled = fields.BooleanField(default=False)
     test = fields.BooleanField(default=False)
+    awaiting_payment = fields.BooleanField(default=False)  # placed but not paid yet: not a sale until it is
     discount_codes = fields.JSONField(default=list)
     processed_at = fields.DatetimeField()
     created_at = fields.DatetimeField(null=True)

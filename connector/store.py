@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -141,6 +141,7 @@ async def _upsert_order(shop_id: int, o: m.Order, out: Applied) -> None:
         "refunded": o.refunded,
         "financial_status": o.financial_status,
         "cancelled": o.cancelled,
+        "awaiting_payment": o.awaiting_payment,
         "test": o.test,
         "discount_codes": list(o.discount_codes),
         "processed_at": o.processed_at,
@@ -356,4 +357,6 @@ async def apply_changes(shop_id: int, changes: Iterable[m.Change]) -> Applied:
                     break
     except IntegrityError as exc:
         raise Retryable(f"concurrent write: {exc}") from exc
+    except OperationalError as exc:  # "database is locked", a dropped connection: try again later
+        raise Retryable(f"database busy: {exc}") from exc
     return out

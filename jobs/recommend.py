@@ -254,6 +254,8 @@ def _score_chunk(model: RecommendModel, rows: np.ndarray, k: int) -> pd.DataFram
         np.tile(model.trending_score, len(rows)), blend.trending, 3)
 
     key = np.concatenate(keys)
+    if len(key) == 0:  # nobody in this block has a candidate (they own every available product)
+        return pd.DataFrame(columns=["customer_id", "rank", "product_id", "score", "reason", "because_of"])
     contribution = np.concatenate(scores)
     reason = np.concatenate(reasons)
     unique_keys, group = np.unique(key, return_inverse=True)

@@ -119,3 +119,5 @@ async def reconcile_all(ctx: dict[str, Any]) -> int:
     for shop_id in ids:
         await services.enqueue("sync_shop", shop_id, job_id=f"sync:{shop_id}")
     return len(ids)
+
+from jobs.recompute import recompute_shop  # noqa: E402,F401

@@ -40,18 +40,20 @@ def functions() -> list[Any]:
     return [func(getattr(tasks, name), name=name, keep_result=0, max_tries=20) for name in names if hasattr(tasks, name)]
 
 
-def build_worker(settings: Settings, handle: RedisHandle, **overrides: Any) -> Worker:
-    """An arq Worker wired to our database and Redis."""
+def build_worker(settings: Settings, handle: RedisHandle, *, own_database: bool = True, **overrides: Any) -> Worker:
+    """An arq Worker wired to our database and Redis (own_database=False: the caller has it open)."""
 
     async def startup(ctx: dict[str, Any]) -> None:
-        await database.connect(settings)
+        if own_database:
+            await database.connect(settings)
         ctx["services"] = Services(settings=settings, redis=handle)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         services: Services | None = ctx.get("services")
         if services is not None:
             await services.close()
-        await database.close()
+        if own_database:
+            await database.close()
 
     options: dict[str, Any] = {
         "functions": functions(),

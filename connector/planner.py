@@ -1,0 +1,251 @@
+"""Pure write-back planner: desired tags/metafields per owner, diffed against what the platform last accepted.
+
+Echo safety is by design. Our own writes come back as webhooks (Shopify customers/update and
+customer.tags_added, WooCommerce customer.updated); applying them updates CustomerRow.tags, but this
+planner never looks at the platform's tags: it compares the desired state with WriteStateRow, which holds
+only what we wrote and the platform accepted. An echo therefore changes nothing the planner reads, the
+next plan is empty, and no second write happens. Merchant tags are never touched: a tag is only ever
+removed when it starts with our prefix and we wrote it before.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from connector.model import Platform
+from connector.writeback import Metafield, OwnerChange, WritePlan
+
+OwnerKey = tuple[str, str]  # (owner_kind, owner_id)
+
+MAX_TAG_CHARS = 255
+MAX_TAGS = 250  # Shopify's per-customer tag limit
+MAX_LIST_ITEMS = 128  # Shopify's limit for list.* metafields
+MAX_JSON_BYTES = 128 * 1024
+MAX_TEXT_BYTES = 64 * 1024
+# Segments a merchant acts on first keep their tag when max_tags cuts the list; the rest follow alphabetically.
+PRIORITY: tuple[str, ...] = ("vip", "at_risk", "lapsed", "cart_abandoner", "due_to_reorder", "big_spender")
+_NOT_SLUG = re.compile(r"[^a-z0-9_:-]+")
+
+
+@dataclass(frozen=True)
+class OwnerState:
+    """Tags and metafields on one owner: what we want there, or what the platform accepted last time."""
+
+    tags: frozenset[str] = frozenset()
+    metafields: Mapping[str, Metafield] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.tags and not self.metafields
+
+
+EMPTY = OwnerState()
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What the analytics say about one customer, in plain values (None / NaN = unknown)."""
+
+    segments: Sequence[str] = ()
+    rfm: str | None = None
+    rfm_group: str | None = None
+    predicted_clv: float | None = None
+    p_alive: float | None = None
+    next_order_date: str | None = None  # YYYY-MM-DD
+    recommendations: Sequence[Mapping[str, Any]] = ()  # {product_id, reason, because_of}, best first
+
+
+@lru_cache(maxsize=65536)
+def sanitize_tag(tag: str) -> str:
+    """A lower-case slug tag (Shopify compares tags case-insensitively; commas would split it) of ≤255 chars."""
+    cleaned = _NOT_SLUG.sub("_", tag.strip().lower()).strip("_")
+    return cleaned[:MAX_TAG_CHARS]
+
+
+def segment_order(segments: Iterable[str]) -> list[str]:
+    """Segment slugs without duplicates, priority segments first, then alphabetically."""
+    names = {sanitize_tag(s) for s in segments if s} - {""}
+    return sorted(names, key=lambda s: (PRIORITY.index(s) if s in PRIORITY else len(PRIORITY), s))
+
+
+def segment_tags(segments: Iterable[str], prefix: str, max_tags: int) -> tuple[str, ...]:
+    """One prefixed tag per segment in priority order, capped at max_tags (and Shopify's 250)."""
+    tags = list(dict.fromkeys(sanitize_tag(prefix + name) for name in segment_order(segments)))
+    return tuple(tags[: max(0, min(max_tags, MAX_TAGS))])
+
+
+@lru_cache(maxsize=262144)
+def product_ref(platform: Platform | str, product_id: str) -> str:
+    """A product reference as the platform stores it: a Shopify gid, or the plain WooCommerce id."""
+    pid = str(product_id)
+    if Platform(platform) is Platform.SHOPIFY:
+        return pid if pid.startswith("gid://") else f"gid://shopify/Product/{pid}"
+    return pid.rsplit("/", 1)[-1]
+
+
+@lru_cache(maxsize=65536)
+def _segment_layout(segments: tuple[str, ...], prefix: str, max_tags: int) -> tuple[frozenset[str], Metafield | None]:
+    """Tags and the segments metafield of one segment combination (few distinct ones per shop: cached)."""
+    slugs = segment_order(segments)
+    field = Metafield("segments", "list.single_line_text_field", _json_list(slugs, MAX_LIST_ITEMS, MAX_TEXT_BYTES))
+    return frozenset(segment_tags(segments, prefix, max_tags)), field if slugs else None
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _text(key: str, value: str) -> Metafield:
+    data = value.encode("utf-8")[:MAX_TEXT_BYTES].decode("utf-8", "ignore")
+    return Metafield(key, "single_line_text_field", data)
+
+
+def _json_list(items: Sequence[Any], limit: int, max_bytes: int) -> str:
+    """A JSON array of at most `limit` items whose encoding fits in max_bytes (tail items dropped)."""
+    kept = list(items[: max(0, min(limit, MAX_LIST_ITEMS))])
+    text = _encode(kept)
+    while kept and len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:
+        kept.pop()
+        text = _encode(kept)
+    return text
+
+
+def _encode(items: list[Any]) -> str:
+    # Most lists are plain ids or repeated reason objects: join cached item encodings instead of json.dumps.
+    return "[" + ",".join(_item_json(i) if isinstance(i, str) else _reason_json(**i) for i in items) + "]"
+
+
+@lru_cache(maxsize=262144)
+def _item_json(item: str) -> str:
+    return json.dumps(item, ensure_ascii=False)
+
+
+@lru_cache(maxsize=262144)
+def _reason_json(product_id: str, reason: str | None, because_of: str | None) -> str:
+    return json.dumps({"product_id": product_id, "reason": reason, "because_of": because_of},
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def _ref_list(key: str, platform: Platform | str, product_ids: Sequence[str], limit: int) -> Metafield | None:
+    refs = list(dict.fromkeys(product_ref(platform, p) for p in product_ids))
+    if not refs or limit <= 0:
+        return None  # an empty list is not a value Shopify accepts: the key is deleted instead
+    return Metafield(key, "list.product_reference", _json_list(refs, limit, MAX_TEXT_BYTES))
+
+
+def customer_state(platform: Platform | str, facts: CustomerFacts, *, prefix: str, max_tags: int,
+                   recommendations: int) -> OwnerState:
+    """The tags and typed metafields we want on one customer."""
+    fields: list[Metafield] = []
+    if isinstance(facts.rfm, str) and facts.rfm:
+        fields.append(_text("rfm", facts.rfm))
+    if isinstance(facts.rfm_group, str) and facts.rfm_group:
+        fields.append(_text("rfm_group", facts.rfm_group))
+    if _finite(facts.predicted_clv):
+        fields.append(Metafield("predicted_clv", "number_decimal", f"{max(float(facts.predicted_clv or 0), 0.0):.2f}"))
+    if _finite(facts.p_alive):
+        fields.append(Metafield("p_alive", "number_decimal", f"{min(max(float(facts.p_alive or 0), 0.0), 1.0):.4f}"))
+    if isinstance(facts.next_order_date, str) and facts.next_order_date:
+        fields.append(Metafield("next_order_date", "date", facts.next_order_date[:10]))
+    tags, segments_field = _segment_layout(tuple(facts.segments), prefix, max_tags)
+    if segments_field is not None:
+        fields.append(segments_field)
+    n = max(0, min(recommendations, MAX_LIST_ITEMS))
+    recs = [r for r in facts.recommendations if r.get("product_id") is not None]
+    up = [r for r in recs if r.get("reason") == "upgrade"][:n]
+    cross = [r for r in recs if r.get("reason") != "upgrade"][:n]
+    for key, items in (("cross_sell", cross), ("up_sell", up)):
+        ref = _ref_list(key, platform, [str(r["product_id"]) for r in items], n)
+        if ref is not None:
+            fields.append(ref)
+    if cross or up:
+        reasons = [{"product_id": str(r["product_id"]), "reason": r.get("reason"),
+                    "because_of": None if r.get("because_of") is None else str(r["because_of"])}
+                   for r in cross + up]
+        fields.append(Metafield("rec_reasons", "json", _json_list(reasons, MAX_LIST_ITEMS, MAX_JSON_BYTES)))
+    return OwnerState(tags, {m.key: m for m in fields})
+
+
+def product_state(platform: Platform | str, related: Sequence[str], limit: int) -> OwnerState:
+    """The bought-together list we want on one product."""
+    ref = _ref_list("bought_together", platform, related, limit)
+    return OwnerState(frozenset(), {} if ref is None else {ref.key: ref})
+
+
+def desired_state(platform: Platform | str, customers: Mapping[str, CustomerFacts],
+                  related: Mapping[str, Sequence[str]], *, prefix: str, max_tags: int,
+                  recommendations: int, related_per_product: int) -> dict[OwnerKey, OwnerState]:
+    """Desired state of every writable owner of a shop; guests have no platform record to write to."""
+    out: dict[OwnerKey, OwnerState] = {}
+    for cid, facts in customers.items():
+        if cid.startswith("guest:"):
+            continue
+        state = customer_state(platform, facts, prefix=prefix, max_tags=max_tags, recommendations=recommendations)
+        if not state.empty:
+            out[("customer", cid)] = state
+    for pid, ids in related.items():
+        state = product_state(platform, ids, related_per_product)
+        if not state.empty:
+            out[("product", pid)] = state
+    return out
+
+
+def _owner_change(key: OwnerKey, want: OwnerState, have: OwnerState, prefix: str) -> OwnerChange:
+    prefix = prefix.lower()
+    ours = {t for t in want.tags if t.lower().startswith(prefix)}
+    add = sorted(ours - have.tags)
+    remove = sorted(t for t in have.tags - ours if t.lower().startswith(prefix))
+    changed = [m for k, m in sorted(want.metafields.items()) if have.metafields.get(k) != m]
+    gone = sorted(k for k in have.metafields if k not in want.metafields)
+    return OwnerChange(key[0], key[1], tuple(add), tuple(remove), tuple(changed), tuple(gone))
+
+
+def plan(desired: Mapping[OwnerKey, OwnerState], last_written: Mapping[OwnerKey, OwnerState], *,
+         managed_prefix: str) -> WritePlan:
+    """The changes that bring every owner from what we last wrote to what we want; nothing changed, no change."""
+    changes: list[OwnerChange] = []
+    for key in sorted(set(desired) | set(last_written)):
+        want, have = desired.get(key, EMPTY), last_written.get(key, EMPTY)
+        if want == have:
+            continue  # the common case on a rerun: one C-level comparison instead of a diff
+        change = _owner_change(key, want, have, managed_prefix)
+        if not change.empty:
+            changes.append(change)
+    return WritePlan(tuple(changes))
+
+
+def apply_change(state: OwnerState, change: OwnerChange) -> OwnerState:
+    """An owner's written state after the platform accepted one change."""
+    tags = (state.tags - set(change.remove_tags)) | set(change.add_tags)
+    fields = {k: m for k, m in state.metafields.items() if k not in set(change.delete_metafields)}
+    fields.update({m.key: m for m in change.set_metafields})
+    return OwnerState(frozenset(tags), fields)
+
+
+def record(last_written: Mapping[OwnerKey, OwnerState], accepted: Iterable[OwnerChange]) -> dict[OwnerKey, OwnerState]:
+    """The new last-written state: accepted changes applied, every other owner (failed ones too) unchanged."""
+    out = dict(last_written)
+    for change in accepted:
+        key = (change.owner_kind, change.owner_id)
+        state = apply_change(out.get(key, EMPTY), change)
+        if state.empty:
+            out.pop(key, None)
+        else:
+            out[key] = state
+    return out
+
+
+def state_to_row(state: OwnerState) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The (tags, metafields) JSON columns of a WriteStateRow."""
+    return sorted(state.tags), {k: {"type": m.type, "value": m.value} for k, m in sorted(state.metafields.items())}
+
+
+def state_from_row(tags: Sequence[str] | None, metafields: Mapping[str, Mapping[str, str]] | None) -> OwnerState:
+    """An OwnerState from the JSON columns of a WriteStateRow."""
+    fields = {k: Metafield(k, str(v["type"]), str(v["value"])) for k, v in (metafields or {}).items()}
+    return OwnerState(frozenset(tags or ()), fields)
