@@ -1,0 +1,67 @@
+"""The Shopify adapter: the Adapter protocol wired to this package's modules."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from adapters.shopify import install, mapping, pull, setup, webhooks, writeback
+from adapters.shopify.connect import http_client, open_client
+from connector.adapter import Connection, Delivery, Page
+from connector.config import Settings
+from connector.errors import ConfigError
+from connector.model import Change, Platform
+from connector.writeback import WritePlan, WriteResult
+
+
+class ShopifyAdapter:
+    """Shopify: webhooks signed with the app secret, GraphQL Admin API, OAuth/managed install."""
+
+    platform = Platform.SHOPIFY
+    sync_kinds = ("products", "customers", "orders")  # checkouts arrive by webhook only
+    # GDPR topics keep coming after uninstall (shop/redact is sent 48 h later; platforms/shopify.md §3b).
+    after_uninstall_topics = frozenset({"app/uninstalled", "shop/redact", "customers/redact", "customers/data_request"})
+
+    def read_delivery(self, headers: Mapping[str, str], body: bytes) -> Delivery:
+        return webhooks.read_delivery(headers)
+
+    def webhook_secret(self, settings: Settings, credentials: Mapping[str, Any] | None) -> bytes:
+        # Every shop's webhooks are signed with the app's client secret (not a per-shop key).
+        if not settings.secrets.shopify_api_secret:
+            raise ConfigError(["SHOPIFY_API_SECRET: required to verify Shopify webhooks"])
+        return settings.secrets.shopify_api_secret.encode()
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: bytes) -> bool:
+        return webhooks.verify(headers, body, secret)
+
+    def dedup_key(self, delivery: Delivery, payload: Any) -> str:
+        return delivery.dedup_key or webhooks.fallback_dedup_key(delivery.topic, payload)
+
+    def normalize(self, topic: str, payload: Any) -> list[Change]:
+        if isinstance(payload, (bytes, bytearray, str)):
+            payload = webhooks.parse_body(payload)
+        return mapping.normalize(topic, payload)
+
+    def pull(self, conn: Connection, kind: str, cursor: str | None) -> AsyncIterator[Page]:
+        return pull.pull(conn, kind, cursor)
+
+    def routes(self) -> list[BaseRoute]:
+        return install.routes()
+
+    async def on_installed(self, conn: Connection) -> None:
+        async with http_client() as http:
+            client = open_client(conn, http)
+            await setup.register_webhooks(client, conn.settings)
+            await setup.create_definitions(client, conn.settings)
+
+    async def ensure_webhooks(self, conn: Connection) -> list[str]:
+        """Re-create subscriptions Shopify dropped (API-created ones are deleted after 8 failed deliveries)."""
+        async with http_client() as http:
+            return await setup.register_webhooks(open_client(conn, http), conn.settings)
+
+    async def write(self, conn: Connection, plan: WritePlan) -> WriteResult:
+        return await writeback.write(conn, plan)
+
+
+ADAPTER = ShopifyAdapter()

@@ -1,0 +1,141 @@
+"""Admin GraphQL nodes (paginated pages and bulk JSONL lines) → common-model entities (pure)."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from adapters.shopify.mapping import gid_id, money, parse_time, split_tags
+from connector.errors import Fatal
+from connector.model import Customer, LineItem, Order, Product, Variant, guest_id, normalize_email
+
+Node = Mapping[str, Any]
+
+
+def bag(node: Node, key: str) -> Decimal:
+    """`<key>.shopMoney.amount` as Decimal (shop currency)."""
+    block = node.get(key) or {}
+    return money((block.get("shopMoney") or {}).get("amount"))
+
+
+def _children(node: Node, key: str) -> list[Node]:
+    value = node.get(key)
+    if isinstance(value, Mapping):
+        if "nodes" in value:
+            return list(value["nodes"] or [])
+        return [e["node"] for e in value.get("edges") or []]
+    return list(value or [])
+
+
+def customer(node: Node) -> Customer:
+    email = node.get("defaultEmailAddress") or {}
+    state = email.get("marketingState")
+    return Customer(
+        platform_id=gid_id(node["id"]) or "",
+        updated_at=parse_time(node.get("updatedAt")),
+        email=normalize_email(email.get("emailAddress")),
+        first_name=node.get("firstName"),
+        last_name=node.get("lastName"),
+        accepts_marketing=None if state is None else state == "SUBSCRIBED",
+        tags=split_tags(node.get("tags")),
+        created_at=parse_time(node.get("createdAt")),
+    )
+
+
+def line_item(node: Node) -> LineItem:
+    return LineItem(
+        platform_id=gid_id(node["id"]) or "",
+        quantity=int(node.get("quantity") or 0),
+        unit_price=bag(node, "originalUnitPriceSet"),
+        product_id=gid_id((node.get("product") or {}).get("id")),
+        variant_id=gid_id((node.get("variant") or {}).get("id")),
+        sku=node.get("sku") or None,
+        title=node.get("title"),
+        discount=bag(node, "totalDiscountSet"),
+        is_gift_card=bool(node.get("isGiftCard")),
+    )
+
+
+def order(node: Node, lines: Iterable[Node] | None = None) -> Order:
+    email = normalize_email(node.get("email"))
+    customer_id = gid_id((node.get("customer") or {}).get("id"))
+    if customer_id is None and email:
+        customer_id = guest_id(email)
+    processed = parse_time(node.get("processedAt")) or parse_time(node.get("createdAt"))
+    if processed is None:
+        raise Fatal("order node without processedAt")
+    currency = ((node.get("totalPriceSet") or {}).get("shopMoney") or {}).get("currencyCode") or ""
+    status = node.get("displayFinancialStatus")
+    return Order(
+        platform_id=gid_id(node["id"]) or "",
+        updated_at=parse_time(node.get("updatedAt")),
+        customer_id=customer_id,
+        currency=str(currency),
+        subtotal=bag(node, "subtotalPriceSet"),
+        total=bag(node, "totalPriceSet"),
+        processed_at=processed,
+        discounts=bag(node, "totalDiscountsSet"),
+        refunded=bag(node, "totalRefundedSet"),
+        financial_status=str(status).lower() if status else None,
+        cancelled=node.get("cancelledAt") is not None,
+        test=bool(node.get("test")),
+        email=email,
+        discount_codes=tuple(node.get("discountCodes") or ()),
+        line_items=tuple(line_item(li) for li in (lines if lines is not None else _children(node, "lineItems"))),
+        created_at=parse_time(node.get("createdAt")),
+    )
+
+
+def variant(node: Node) -> Variant:
+    return Variant(
+        platform_id=gid_id(node["id"]) or "",
+        price=money(node.get("price")),
+        sku=node.get("sku") or None,
+        title=node.get("title"),
+        inventory_quantity=node.get("inventoryQuantity"),
+        available=bool(node.get("availableForSale", True)),
+    )
+
+
+def product(node: Node, variants: Iterable[Node] | None = None) -> Product:
+    return Product(
+        platform_id=gid_id(node["id"]) or "",
+        updated_at=parse_time(node.get("updatedAt")),
+        title=str(node.get("title") or ""),
+        product_type=node.get("productType") or None,
+        vendor=node.get("vendor") or None,
+        tags=split_tags(node.get("tags")),
+        status=str(node.get("status") or "ACTIVE").lower(),
+        is_gift_card=bool(node.get("isGiftCard")),
+        variants=tuple(variant(v) for v in (variants if variants is not None else _children(node, "variants"))),
+        created_at=parse_time(node.get("createdAt")),
+    )
+
+
+ENTITY = {"customers": customer, "orders": order, "products": product}
+
+
+def assemble(kind: str, lines: Iterable[Node]) -> Iterator[Any]:
+    """Bulk JSONL lines → entities. Children follow their parent (`__parentId`), so a parent is complete
+    when the next top-level line arrives (groupObjects is false by default since 2026-01, platforms/shopify.md §3e)."""
+    parent: Node | None = None
+    children: list[Node] = []
+    for line in lines:
+        if "__parentId" in line:
+            if parent is None or line["__parentId"] != parent.get("id"):
+                raise Fatal("bulk result child does not follow its parent")
+            children.append(line)
+            continue
+        if parent is not None:
+            yield _build(kind, parent, children)
+        parent, children = line, []
+    if parent is not None:
+        yield _build(kind, parent, children)
+
+
+def _build(kind: str, parent: Node, children: list[Node]) -> Any:
+    if kind == "orders":
+        return order(parent, children)
+    if kind == "products":
+        return product(parent, children)
+    return customer(parent)

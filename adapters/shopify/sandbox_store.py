@@ -1,0 +1,355 @@
+"""The sandbox store's state and the Admin API behaviour we rely on (tags, metafields, webhooks, bulk)."""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from adapters.shopify.sandbox_data import Ids, seed_store
+
+MAX_TAGS = 250
+MAX_TAG_LENGTH = 255
+MAX_METAFIELDS_PER_CALL = 25
+MAX_LIST_ITEMS = 128
+METAFIELD_TYPES = {
+    "single_line_text_field", "multi_line_text_field", "number_decimal", "number_integer", "date", "date_time",
+    "json", "boolean", "product_reference", "list.product_reference", "list.single_line_text_field",
+}
+UserError = dict[str, Any]
+
+
+def gid(kind: str, ident: int | str) -> str:
+    return f"gid://shopify/{kind}/{ident}"
+
+
+def parse_gid(value: Any) -> tuple[str, int] | None:
+    text = str(value or "")
+    if not text.startswith("gid://shopify/"):
+        return None
+    kind, _, ident = text[len("gid://shopify/"):].partition("/")
+    return (kind, int(ident)) if ident.isdigit() else None
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def user_error(message: str, field_path: list[str] | None = None, code: str | None = None, index: int | None = None) -> UserError:
+    return {"field": field_path, "message": message, "code": code, "elementIndex": index}
+
+
+@dataclass
+class Store:
+    """Everything one sandbox shop holds; every method runs under `lock`."""
+
+    shop: str
+    client_id: str
+    currency: str = "USD"
+    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    products: dict[int, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    metafields: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    definitions: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    bulk_operations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    ids: Ids = field(default_factory=Ids)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    emit: Callable[[str, dict[str, Any]], None] = lambda topic, payload: None
+    last_stamp: datetime = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+    # ------------------------------------------------------------------ clock and seeding
+    def stamp(self) -> datetime:
+        """Now at second resolution, strictly after the previous stamp (so updated_at filters see every change)."""
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        self.last_stamp = max(now, self.last_stamp + timedelta(seconds=1))
+        return self.last_stamp
+
+    def seed(self, n_customers: int, n_products: int, days: int = 365, seed: int = 0) -> None:
+        data = seed_store(n_customers, n_products, days=days, seed=seed)
+        with self.lock:
+            self.customers.update({c["id"]: c for c in data.customers})
+            self.products.update({p["id"]: p for p in data.products})
+            self.orders.update({o["id"]: o for o in data.orders})
+            self.ids.value = max(self.ids.value, data.next_id)
+            newest = max([r["updated_at"] for r in [*data.customers, *data.products, *data.orders]], default=self.last_stamp)
+            self.last_stamp = max(self.last_stamp, newest)
+
+    def namespace(self, value: str | None) -> str:
+        """`$app` / `$app:x` resolve to the app-owned namespace, as Shopify does for the calling app."""
+        if not value or value == "$app":
+            return f"app--{self.client_id}"
+        if value.startswith("$app:"):
+            return f"app--{self.client_id}--{value[5:]}"
+        return value
+
+    def owner(self, owner_gid: str) -> dict[str, Any] | None:
+        parsed = parse_gid(owner_gid)
+        if parsed is None:
+            return None
+        kind, ident = parsed
+        return {"Customer": self.customers, "Product": self.products, "Order": self.orders}.get(kind, {}).get(ident)
+
+    # ------------------------------------------------------------------ tags
+    def tags_add(self, owner_gid: str, tags: list[str] | str) -> tuple[dict[str, Any] | None, list[UserError]]:
+        return self._tags(owner_gid, tags, add=True)
+
+    def tags_remove(self, owner_gid: str, tags: list[str] | str) -> tuple[dict[str, Any] | None, list[UserError]]:
+        return self._tags(owner_gid, tags, add=False)
+
+    def _tags(self, owner_gid: str, tags: list[str] | str, add: bool) -> tuple[dict[str, Any] | None, list[UserError]]:
+        items = [t.strip() for t in (tags.split(",") if isinstance(tags, str) else tags) if t.strip()]
+        record = self.owner(owner_gid)
+        if record is None:
+            return None, [user_error("Resource not found", ["id"])]
+        if len(items) > MAX_TAGS:
+            return None, [user_error(f"Input array is limited to {MAX_TAGS} items", ["tags"])]
+        long = [t for t in items if len(t) > MAX_TAG_LENGTH]
+        if long:
+            return None, [user_error(f"Tag is too long (maximum is {MAX_TAG_LENGTH} characters)", ["tags"])]
+        current: list[str] = list(record["tags"])
+        lowered = {t.lower() for t in current}
+        if add:
+            changed = [t for t in dict.fromkeys(items) if t.lower() not in lowered]
+            if len(current) + len(changed) > MAX_TAGS:
+                return None, [user_error(f"A resource can have up to {MAX_TAGS} tags", ["tags"])]
+            record["tags"] = sorted(current + changed, key=str.lower)
+        else:
+            gone = {t.lower() for t in items}
+            changed = [t for t in current if t.lower() in gone]
+            record["tags"] = [t for t in current if t.lower() not in gone]
+        if changed:
+            record["updated_at"] = self.stamp()
+            kind = parse_gid(owner_gid)[0]  # type: ignore[index]
+            if kind == "Customer":
+                self.emit("customers/update", self.customer_payload(record))
+                topic = "customer.tags_added" if add else "customer.tags_removed"
+                self.emit(topic, {"customerId": owner_gid, "tags": changed, "occurredAt": iso(record["updated_at"])})
+            elif kind == "Product":
+                self.emit("products/update", self.product_payload(record))
+        return {"__typename": parse_gid(owner_gid)[0], "id": owner_gid}, []  # type: ignore[index]
+
+    # ------------------------------------------------------------------ metafields
+    def metafields_set(self, inputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]] | None, list[UserError]]:
+        if len(inputs) > MAX_METAFIELDS_PER_CALL:
+            message = f"Exceeded the maximum metafields input limit of {MAX_METAFIELDS_PER_CALL}."
+            return None, [user_error(message, ["metafields"], "LESS_THAN_OR_EQUAL_TO")]
+        errors: list[UserError] = []
+        staged = []
+        for index, item in enumerate(inputs):
+            owner = self.owner(item["ownerId"])
+            namespace = self.namespace(item.get("namespace"))
+            key = item["key"]
+            kind = (parse_gid(item["ownerId"]) or ("", 0))[0].upper()
+            definition = self.definitions.get((kind, namespace, key))
+            mtype = item.get("type") or (definition or {}).get("type")
+            if owner is None:
+                errors.append(user_error("Owner does not exist.", ["metafields", str(index), "ownerId"], "INVALID", index))
+            elif not 2 <= len(key) <= 64 or not 3 <= len(namespace) <= 255:
+                errors.append(user_error("Key or namespace has an invalid length.", ["metafields", str(index), "key"], "INVALID", index))
+            elif not mtype:
+                errors.append(user_error("Type can't be blank", ["metafields", str(index), "type"], "BLANK", index))
+            elif definition is not None and definition["type"] != mtype:
+                errors.append(user_error("Type does not match the definition.", ["metafields", str(index), "type"], "INVALID_TYPE", index))
+            else:
+                problem = self.check_value(mtype, item["value"])
+                if problem:
+                    errors.append(user_error(problem, ["metafields", str(index), "value"], "INVALID_VALUE", index))
+                staged.append((item["ownerId"], namespace, key, mtype, item["value"]))
+        if errors:  # atomic: nothing persists when any input is refused
+            return None, errors
+        result = []
+        for owner_gid, namespace, key, mtype, value in staged:
+            self.metafields[(owner_gid, namespace, key)] = {"type": mtype, "value": value, "updated_at": self.stamp()}
+            result.append({"__typename": "Metafield", "key": key, "namespace": namespace, "type": mtype, "value": value,
+                           "ownerType": parse_gid(owner_gid)[0].upper()})  # type: ignore[index]
+        return result, []
+
+    def metafields_delete(self, identifiers: list[dict[str, Any]]) -> tuple[list[dict[str, Any] | None], list[UserError]]:
+        deleted: list[dict[str, Any] | None] = []
+        for item in identifiers:
+            namespace = self.namespace(item.get("namespace"))
+            found = self.metafields.pop((item["ownerId"], namespace, item["key"]), None)
+            deleted.append({"key": item["key"], "namespace": namespace, "ownerId": item["ownerId"]} if found else None)
+        return deleted, []
+
+    def check_value(self, mtype: str, value: str) -> str | None:
+        """Why Shopify would refuse this value for the type, or None."""
+        if mtype not in METAFIELD_TYPES:
+            return f"Type '{mtype}' is not supported."
+        try:
+            if mtype == "number_decimal":
+                Decimal(value)
+            elif mtype == "number_integer":
+                int(value)
+            elif mtype == "date":
+                date.fromisoformat(value)
+            elif mtype == "json":
+                json.loads(value)
+            elif mtype == "single_line_text_field" and "\n" in value:
+                return "Value must be a single line."
+            elif mtype.startswith("list."):
+                items = json.loads(value)
+                if not isinstance(items, list):
+                    return "Value must be a JSON array."
+                if len(items) > MAX_LIST_ITEMS:
+                    return f"Lists hold at most {MAX_LIST_ITEMS} items."
+                if mtype == "list.product_reference":
+                    missing = [i for i in items if self.owner(i) is None or not str(i).startswith("gid://shopify/Product/")]
+                    if missing:
+                        return f"Value references products that do not exist: {missing[:3]}"
+        except (ValueError, InvalidOperation, TypeError):
+            return f"Value is invalid for type {mtype}."
+        return None
+
+    def definition_create(self, definition: dict[str, Any]) -> tuple[dict[str, Any] | None, list[UserError]]:
+        namespace = self.namespace(definition.get("namespace"))
+        key = (definition["ownerType"], namespace, definition["key"])
+        if definition["type"] not in METAFIELD_TYPES:
+            return None, [user_error("Type is invalid.", ["definition", "type"], "INCLUSION")]
+        if key in self.definitions:
+            return None, [user_error("Key is in use for Customer metafields on the 'namespace' namespace.", ["definition", "key"], "TAKEN")]
+        record = {"__typename": "MetafieldDefinition", "id": gid("MetafieldDefinition", self.ids()), "namespace": namespace,
+                  "key": definition["key"], "type": definition["type"], "ownerType": definition["ownerType"],
+                  "access": definition.get("access") or {}, "name": definition["name"]}
+        self.definitions[key] = record
+        return record, []
+
+    # ------------------------------------------------------------------ webhook subscriptions
+    def subscription_create(self, topic: str, spec: dict[str, Any]) -> tuple[dict[str, Any] | None, list[UserError]]:
+        uri = spec.get("uri") or spec.get("callbackUrl")
+        if not uri:
+            return None, [user_error("Address can't be blank", ["webhookSubscription", "uri"])]
+        if any(s["topic"] == topic and s["uri"] == uri for s in self.subscriptions.values()):
+            return None, [user_error("Address for this topic has already been taken", ["webhookSubscription", "callbackUrl"])]
+        ident = self.ids()
+        record = {"__typename": "WebhookSubscription", "id": gid("WebhookSubscription", ident), "topic": topic, "uri": uri}
+        self.subscriptions[ident] = record
+        return record, []
+
+    # ------------------------------------------------------------------ merchant-side changes (tests, demo)
+    def update_customer(self, ident: int, **changes: Any) -> dict[str, Any]:
+        with self.lock:
+            record = self.customers[ident]
+            record.update(changes)
+            record["updated_at"] = self.stamp()
+            self.emit("customers/update", self.customer_payload(record))
+            return record
+
+    def update_product(self, ident: int, **changes: Any) -> dict[str, Any]:
+        with self.lock:
+            record = self.products[ident]
+            record.update(changes)
+            record["updated_at"] = self.stamp()
+            self.emit("products/update", self.product_payload(record))
+            return record
+
+    def update_order(self, ident: int, **changes: Any) -> dict[str, Any]:
+        with self.lock:
+            record = self.orders[ident]
+            record.update(changes)
+            record["updated_at"] = self.stamp()
+            topic = "orders/cancelled" if changes.get("cancelled_at") else "orders/updated"
+            self.emit(topic, self.order_payload(record))
+            return record
+
+    def delete_customer(self, ident: int) -> None:
+        """The merchant deletes a customer: customers/delete carries only the id (fixture shape)."""
+        with self.lock:
+            self.customers.pop(ident)
+            self.emit("customers/delete", {"id": ident, "tax_exemptions": [], "admin_graphql_api_id": gid("Customer", ident)})
+
+    def create_customer(self, first_name: str, last_name: str, email: str) -> dict[str, Any]:
+        with self.lock:
+            moment = self.stamp()
+            record = {"id": self.ids(), "first_name": first_name, "last_name": last_name, "email": email,
+                      "accepts_marketing": False, "tags": [], "created_at": moment, "updated_at": moment}
+            self.customers[record["id"]] = record
+            self.emit("customers/create", self.customer_payload(record))
+            return record
+
+    def create_order(self, customer_id: int | None, items: list[tuple[int, int]], email: str | None = None) -> dict[str, Any]:
+        """A paid order for (product id, quantity) pairs at the first variant's price; emits orders/create and orders/paid."""
+        with self.lock:
+            moment = self.stamp()
+            lines = []
+            for product_id, quantity in items:
+                product = self.products[product_id]
+                variant = product["variants"][0]
+                lines.append({"id": self.ids(), "product_id": product_id, "variant_id": variant["id"], "title": product["title"],
+                              "sku": variant["sku"], "quantity": quantity, "price": variant["price"],
+                              "discount": Decimal("0.00"), "is_gift_card": product["is_gift_card"]})
+            total = sum((li["price"] * li["quantity"] for li in lines), Decimal("0.00"))
+            customer = self.customers.get(customer_id) if customer_id else None
+            order = {"id": self.ids(), "customer_id": customer_id, "email": email or (customer or {}).get("email"),
+                     "created_at": moment, "processed_at": moment, "updated_at": moment, "cancelled_at": None, "test": False,
+                     "financial_status": "PAID", "discount_codes": [], "subtotal": total, "discounts": Decimal("0.00"),
+                     "total": total, "refunded": Decimal("0.00"), "lines": lines}
+            self.orders[order["id"]] = order
+            self.emit("orders/create", self.order_payload(order))
+            self.emit("orders/paid", self.order_payload(order))
+            return order
+
+    # ------------------------------------------------------------------ REST-shaped webhook payloads (fixture shapes)
+    def customer_payload(self, c: dict[str, Any]) -> dict[str, Any]:
+        # Since 2025-01 customers/* payloads carry no tags, orders_count or total_spent (platforms/shopify.md §2).
+        return {
+            "id": c["id"], "created_at": iso(c["created_at"]), "updated_at": iso(c["updated_at"]),
+            "first_name": c["first_name"], "last_name": c["last_name"], "state": "enabled", "note": None,
+            "verified_email": True, "multipass_identifier": None, "tax_exempt": False, "email": c["email"],
+            "phone": None, "currency": self.currency, "addresses": [], "tax_exemptions": [],
+            "admin_graphql_api_id": gid("Customer", c["id"]), "default_address": None,
+        }
+
+    def product_payload(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "admin_graphql_api_id": gid("Product", p["id"]), "id": p["id"], "title": p["title"],
+            "product_type": p["product_type"], "vendor": p["vendor"], "status": p["status"].lower(),
+            "tags": ", ".join(p["tags"]), "created_at": iso(p["created_at"]), "updated_at": iso(p["updated_at"]),
+            "variants": [
+                {"admin_graphql_api_id": gid("ProductVariant", v["id"]), "id": v["id"], "product_id": p["id"],
+                 "title": v["title"], "price": str(v["price"]), "sku": v["sku"], "inventory_quantity": v["inventory_quantity"]}
+                for v in p["variants"]
+            ],
+        }
+
+    def order_payload(self, o: dict[str, Any]) -> dict[str, Any]:
+        def money_set(amount: Decimal) -> dict[str, Any]:
+            block = {"amount": str(amount), "currency_code": self.currency}
+            return {"shop_money": block, "presentment_money": dict(block)}
+
+        customer = self.customers.get(o["customer_id"]) if o["customer_id"] else None
+        refunds = []
+        if o["refunded"]:
+            refunds.append({"id": o["id"] + 1, "order_id": o["id"], "created_at": iso(o["updated_at"]),
+                            "refund_line_items": [], "refund_shipping_lines": [],
+                            "order_adjustments": [{"amount_set": money_set(-o["refunded"]), "tax_amount_set": money_set(Decimal("0.00"))}]})
+        return {
+            "id": o["id"], "admin_graphql_api_id": gid("Order", o["id"]), "email": o["email"], "contact_email": o["email"],
+            "created_at": iso(o["created_at"]), "updated_at": iso(o["updated_at"]), "processed_at": iso(o["processed_at"]),
+            "cancelled_at": iso(o["cancelled_at"]), "test": o["test"], "currency": self.currency,
+            "financial_status": o["financial_status"].lower(),
+            "discount_codes": [{"code": c, "amount": str(o["discounts"]), "type": "percentage"} for c in o["discount_codes"]],
+            "subtotal_price": str(o["subtotal"]), "subtotal_price_set": money_set(o["subtotal"]),
+            "total_price": str(o["total"]), "total_price_set": money_set(o["total"]),
+            "total_discounts": str(o["discounts"]), "total_discounts_set": money_set(o["discounts"]),
+            "current_total_price_set": money_set(o["total"] - o["refunded"]),
+            "customer": self.customer_payload(customer) if customer else None,
+            "line_items": [
+                {"id": li["id"], "admin_graphql_api_id": gid("LineItem", li["id"]), "product_id": li["product_id"],
+                 "variant_id": li["variant_id"], "title": li["title"], "name": li["title"], "sku": li["sku"],
+                 "quantity": li["quantity"], "current_quantity": li["quantity"], "gift_card": li["is_gift_card"],
+                 "price": str(li["price"]), "price_set": money_set(li["price"]),
+                 "total_discount": str(li["discount"]), "total_discount_set": money_set(li["discount"]), "discount_allocations": []}
+                for li in o["lines"]
+            ],
+            "refunds": refunds,
+        }
+
+    def new_upload_key(self, filename: str) -> str:
+        return f"tmp/sandbox/bulk/{uuid.uuid4().hex}/{filename}"

@@ -1,0 +1,56 @@
+"""The WooCommerce adapter: ties webhooks, mapping, pull, install, webhook health and write-back together."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from adapters.woocommerce import health, install, mapping, pull, webhooks, writeback
+from connector.adapter import Connection, Delivery, Page
+from connector.model import Change, Platform
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from connector.config import Settings
+    from connector.writeback import WritePlan, WriteResult
+
+
+class WooCommerceAdapter:
+    """Implements connector.adapter.Adapter for WooCommerce REST API v3 stores."""
+
+    platform = Platform.WOOCOMMERCE
+    sync_kinds = pull.KINDS  # no checkout API
+
+    def read_delivery(self, headers: Mapping[str, str], body: bytes) -> Delivery:
+        return webhooks.read_delivery(headers, body)
+
+    def webhook_secret(self, settings: "Settings", credentials: Mapping[str, Any] | None) -> bytes:
+        """Our own per-shop secret, set on every webhook we create (WooCommerce never returns it)."""
+        return str((credentials or {}).get("webhook_secret") or "").encode()
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: bytes) -> bool:
+        return webhooks.verify(headers, body, secret)
+
+    def dedup_key(self, delivery: Delivery, payload: Any) -> str:
+        return webhooks.dedup_key(delivery, payload)
+
+    def normalize(self, topic: str, payload: Any) -> list[Change]:
+        return mapping.normalize(topic, payload)
+
+    def pull(self, conn: Connection, kind: str, cursor: str | None) -> AsyncIterator[Page]:
+        return pull.pull(conn, kind, cursor)
+
+    def routes(self) -> list["BaseRoute"]:
+        return install.routes()
+
+    async def on_installed(self, conn: Connection) -> None:
+        await install.verify_and_register(conn)
+
+    async def ensure_webhooks(self, conn: Connection) -> health.WebhookReport:
+        return await health.ensure_webhooks(conn)
+
+    async def write(self, conn: Connection, plan: "WritePlan") -> "WriteResult":
+        return await writeback.write(conn, plan)
+
+
+ADAPTER = WooCommerceAdapter()

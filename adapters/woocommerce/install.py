@@ -1,0 +1,133 @@
+"""Key-based install: /woocommerce/install → wc-auth/v1/authorize → unsigned key callback → verification job."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.woocommerce import health
+from adapters.woocommerce.client import client_for
+from adapters.woocommerce.urls import InvalidStoreUrl, normalize_store_url
+from connector import shops
+from connector.adapter import Connection
+from connector.errors import AuthError, Fatal
+from connector.model import InstallState, Platform
+
+log = logging.getLogger("retention.woocommerce")
+REQUIRED_PERMISSIONS = "read_write"
+MAX_CALLBACK_BYTES = 8192
+
+
+def _refuse(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def install(request: Request) -> Response:
+    """Validate the merchant's store URL, bind a single-use state to it, send the merchant to wc-auth."""
+    settings = request.app.state.services.settings
+    try:
+        store_url = normalize_store_url(request.query_params.get("store_url", ""), development=settings.development)
+    except InvalidStoreUrl as exc:
+        return _refuse(400, str(exc))
+    state = await shops.issue_state(Platform.WOOCOMMERCE, store_url, settings.woocommerce.state_ttl_seconds)
+    app_url = settings.application_url.rstrip("/")
+    # user_id is "our reference" echoed back in the callback (DOCS-AUTH): the state, not a WordPress user.
+    query = urlencode({
+        "app_name": settings.woocommerce.app_name, "scope": settings.woocommerce.scope, "user_id": state,
+        "return_url": f"{app_url}/woocommerce/return", "callback_url": f"{app_url}/woocommerce/callback",
+    })
+    return RedirectResponse(f"{store_url}/wc-auth/v1/authorize?{query}", status_code=302)
+
+
+def _keys(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError("body is not a JSON object")
+    key, secret = data.get("consumer_key"), data.get("consumer_secret")
+    if not (isinstance(key, str) and key.startswith("ck_") and isinstance(secret, str) and secret.startswith("cs_")):
+        raise ValueError("consumer_key / consumer_secret missing or malformed")
+    return {"consumer_key": key, "consumer_secret": secret, "key_id": data.get("key_id"),
+            "key_permissions": data.get("key_permissions")}
+
+
+async def callback(request: Request) -> Response:
+    """The store's unsigned server-to-server POST of the new keys: only a live state makes it count.
+
+    WooCommerce deletes the key unless the answer is exactly 200 (WC-AUTH post_consumer_data), so every refusal
+    here is a 4xx and the accepted case answers 200 at once; the keys are verified later in the install job.
+    """
+    services = request.app.state.services
+    settings = services.settings
+    body = await request.body()
+    if len(body) > MAX_CALLBACK_BYTES:
+        return _refuse(413, "body too large")
+    try:
+        data = json.loads(body)
+        keys = _keys(data)
+    except ValueError as exc:
+        return _refuse(400, f"malformed callback: {exc}")
+    state = str(data.get("user_id") or "")
+    try:
+        store_url = await shops.consume_state(Platform.WOOCOMMERCE, state)
+    except AuthError as exc:
+        return _refuse(403, str(exc))
+    if keys["key_permissions"] != REQUIRED_PERMISSIONS:
+        return _refuse(403, f"key permissions must be {REQUIRED_PERMISSIONS}")
+    existing = await shops.find_shop(Platform.WOOCOMMERCE, store_url)
+    if existing is not None and existing.state == InstallState.ACTIVE.value:
+        # The callback is unauthenticated: park the new keys until the job proves they work on this store.
+        await shops.update_credentials(settings, existing.id, {"pending_keys": keys})
+        shop_id = existing.id
+    else:
+        # Alphanumeric secret: WooCommerce entity-decodes the secret before signing (WC-WEBHOOK generate_signature).
+        credentials = {**keys, "webhook_secret": secrets.token_hex(32)}
+        row = await shops.save_install(settings, Platform.WOOCOMMERCE, store_url, credentials,
+                                       scopes=(REQUIRED_PERMISSIONS,), state=InstallState.PENDING)
+        shop_id = row.id
+    queued = await services.enqueue("install_shop", shop_id, job_id=f"install:{shop_id}:{state[:16]}")
+    if not queued:
+        log.warning("woocommerce shop %s: install job not queued (queue unavailable)", shop_id)
+    return JSONResponse({"ok": True}, status_code=200)
+
+
+async def returned(request: Request) -> Response:
+    """Where the merchant's browser lands; `success` is user-controlled, so it only drives the message."""
+    if request.query_params.get("success") == "1":
+        return PlainTextResponse("WooCommerce connected: we are checking the keys and importing your store.")
+    return PlainTextResponse("The connection was not approved in WooCommerce.", status_code=200)
+
+
+async def verify_and_register(conn: Connection) -> None:
+    """Install job step: the keys must work on the stored store URL (else Fatal: the shop stays pending), then webhooks."""
+    settings = conn.settings
+    pending = conn.credentials.get("pending_keys")
+    keys = pending if isinstance(pending, dict) else conn.credentials
+    probe = dataclasses.replace(conn, credentials={**conn.credentials, **keys})
+    try:
+        async with client_for(probe) as client:
+            # Listing webhooks needs read permission and manage_woocommerce: proves these keys belong to this store.
+            reply = await client.get("webhooks", {"per_page": 1})
+        if not isinstance(reply.data, list):
+            raise Fatal("store did not answer with a webhook list")
+    except Fatal as exc:
+        if pending and conn.shop.id is not None:
+            await shops.update_credentials(settings, conn.shop.id, {"pending_keys": None})
+        raise Fatal(f"WooCommerce keys do not verify against {conn.shop.domain}: {exc}") from None
+    if pending and conn.shop.id is not None:
+        merged = await shops.update_credentials(settings, conn.shop.id, {**pending, "pending_keys": None})
+        conn = dataclasses.replace(conn, credentials=merged)
+    await health.ensure_webhooks(conn, rotate_secret=True)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/woocommerce/install", install, methods=["GET"]),
+        Route("/woocommerce/callback", callback, methods=["POST"]),
+        Route("/woocommerce/return", returned, methods=["GET"]),
+    ]
