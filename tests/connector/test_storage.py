@@ -45,6 +45,35 @@ async def test_start_up_refuses_an_unmigrated_database_and_migrate_fixes_it(sett
     await database.close()
 
 
+async def test_an_upgrade_keeps_the_data_written_under_the_previous_schema(settings: Settings) -> None:
+    from tortoise import Tortoise
+    from tortoise.migrations.api.migrate import migrate as tortoise_migrate
+
+    await tortoise_migrate(config=database.tortoise_config(settings.database_url), app_labels=["models"],
+                           target="models.0001_initial")
+    await Tortoise.close_connections()
+    with pytest.raises(ConfigError) as info:
+        await database.connect(settings)
+    assert "0002_order_awaiting_payment" in str(info.value)
+    await Tortoise.init(config=database.tortoise_config(settings.database_url))
+    conn = Tortoise.get_connection("default")
+    at = "'2026-01-01 00:00:00'"
+    await conn.execute_query(
+        "INSERT INTO shop (platform, domain, state, scopes, credentials, cursors, installed_at, created, modified) "
+        f"VALUES ('shopify', 'old.myshopify.com', 'active', '', '', '{{}}', {at}, {at}, {at})")
+    await Tortoise.close_connections()
+    await database.migrate(settings)
+    await database.connect(settings)
+    try:
+        assert await database.pending_migrations(settings) == []
+        row = await ShopRow.get(domain="old.myshopify.com")
+        order = await OrderRow.create(shop_id=row.id, platform_id="1", currency="EUR", subtotal=1, total=1,
+                                      processed_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        assert (await OrderRow.get(id=order.id)).awaiting_payment is False
+    finally:
+        await database.close()
+
+
 async def test_access_tokens_are_encrypted_at_rest(db: Settings) -> None:
     shop_id = await new_shop(db)
     raw = await ShopRow.get(id=shop_id)

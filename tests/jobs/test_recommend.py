@@ -92,6 +92,16 @@ def test_unavailable_products_are_never_recommended() -> None:
     assert len(recs) > 0
 
 
+def test_customers_who_own_every_available_product_get_nothing_and_others_still_do() -> None:
+    lines = shop([("a", "2026-11-01", ["p1", "p2"]), ("b", "2026-11-02", ["p1"])])
+    catalog = pd.DataFrame({"product_id": ["p1", "p2"], "available": [True, True]})
+    recs = recommend(fit(lines, AS_OF, catalog))
+    assert set(recs["customer_id"]) == {"b"}  # a bought both once: no candidate is left for them
+    assert recs.loc[recs["customer_id"] == "b", "product_id"].tolist() == ["p2"]
+    alone = recommend(fit(shop([("a", "2026-11-01", ["p1"])]), AS_OF, catalog.iloc[:1]))
+    assert alone.empty
+
+
 def test_one_off_purchases_are_excluded_but_regular_rebuys_come_back() -> None:
     orders = [("alice", f"2026-{m:02d}-01", ["coffee"]) for m in range(1, 11)]
     orders += [("alice", "2026-05-02", ["kettle"])]

@@ -1,0 +1,109 @@
+"""Shared helpers for the Shopify adapter tests: fixture paths, settings, a served sandbox, an installed connection."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from adapters.shopify.client import SANDBOX_ENV, exchange_code
+from adapters.shopify.sandbox import Sandbox
+from connector.adapter import Connection
+from connector.config import DEFAULT_CONFIG, load_settings
+from connector.model import InstallState, Platform, Shop
+from tests.support.live import serve
+
+REPO = Path(__file__).resolve().parents[3]
+SHARED = REPO.parent / "shared"
+SCHEMA = SHARED / "fixtures" / "shopify" / "admin-schema-2026-07.json"
+WEBHOOKS = SHARED / "fixtures" / "shopify" / "webhooks"
+VALIDATOR = SHARED / "tools" / "validate_shopify_gql.py"
+SECRET = "shpss_test_secret_4b1d9e0f2a7c3b8d6e1f0a9b8c7d"
+SHOP = "sandbox-store.myshopify.com"
+
+
+def make_settings(tmp_path: Path, application_url: str = "http://127.0.0.1:8000", **changes: Any) -> Any:
+    """The real app.toml in development mode, with a tmp data dir and SQLite database."""
+    env = {
+        "SHOPIFY_API_SECRET": SECRET,
+        "RETENTION_ENCRYPTION_KEY": "shopify-adapter-tests",
+        "RETENTION_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite://{tmp_path / 'db.sqlite3'}",
+        "RETENTION_MODE": "development",
+    }
+    settings = load_settings(DEFAULT_CONFIG, env=env)
+    return dataclasses.replace(settings, application_url=application_url, **changes)
+
+
+def make_sandbox(**options: Any) -> Sandbox:
+    options.setdefault("secret", SECRET)
+    options.setdefault("client_id", "retention-dev")
+    options.setdefault("schema_path", SCHEMA)
+    options.setdefault("shop", SHOP)
+    return Sandbox(**options)
+
+
+@contextlib.contextmanager
+def pointed_at(url: str) -> Iterator[None]:
+    """RETENTION_SHOPIFY_SANDBOX_URL for the duration (the development-mode base URL override)."""
+    before = os.environ.get(SANDBOX_ENV)
+    os.environ[SANDBOX_ENV] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SANDBOX_ENV, None)
+        else:
+            os.environ[SANDBOX_ENV] = before
+
+
+@contextlib.contextmanager
+def served(sandbox: Sandbox) -> Iterator[str]:
+    """The sandbox on a loopback port, with the base-URL override pointing at it."""
+    with serve(sandbox.app) as url, pointed_at(url):
+        yield url
+
+
+async def install_token(settings: Any, sandbox_url: str, shop: str = SHOP) -> dict[str, Any]:
+    """Credentials obtained the real way: authorize (auto-approved) → code → /admin/oauth/access_token."""
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(
+            f"{sandbox_url}/admin/oauth/authorize",
+            params={"client_id": settings.client_id, "scope": ",".join(settings.scopes),
+                    "redirect_uri": settings.application_url + "/shopify/callback", "state": "x"},
+        )
+        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+        return await exchange_code(http, settings, shop, code)
+
+
+def connection(settings: Any, credentials: dict[str, Any], shop: str = SHOP, shop_id: int | None = None) -> Connection:
+    return Connection(shop=Shop(Platform.SHOPIFY, shop, id=shop_id, state=InstallState.ACTIVE), credentials=credentials, settings=settings)
+
+
+async def open_database(settings: Any) -> None:
+    """Migrate and connect a tmp SQLite database.
+
+    Falls back to creating the tables from connector.db when the shipped migration fails on SQLite (a `;` inside a
+    table comment of 0001_initial breaks tortoise's statement split; reported to the lead).
+    """
+    from tortoise import Tortoise
+    from tortoise.exceptions import OperationalError
+
+    from connector import database
+
+    try:
+        await database.migrate(settings)
+        migrated = True
+    except OperationalError:
+        await Tortoise.close_connections()
+        Path(settings.database_url[len("sqlite://"):]).unlink(missing_ok=True)
+        await Tortoise.init(config=database.tortoise_config(settings.database_url))
+        await Tortoise.generate_schemas()
+        await Tortoise.close_connections()
+        migrated = False
+    await database.connect(settings, check=migrated)

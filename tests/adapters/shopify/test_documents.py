@@ -1,0 +1,66 @@
+"""Every shipped GraphQL document (and the aliased write-back batch) is valid on the 2026-07 Admin schema,
+with deprecated fields counted as errors."""
+from __future__ import annotations
+
+import importlib.util
+from types import ModuleType
+
+import pytest
+
+from adapters.shopify import documents, setup
+from adapters.shopify.writeback import calls_for
+from connector.writeback import Metafield, OwnerChange
+from tests.adapters.shopify.support import SCHEMA, VALIDATOR
+
+
+def validator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("validate_shopify_gql", VALIDATOR)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+VALIDATE = validator().validate_document
+
+
+def errors(document: str) -> list[str]:
+    return VALIDATE(document, SCHEMA, forbid_deprecated=True)
+
+
+def test_the_adapter_ships_its_documents() -> None:
+    assert {"customers_page", "orders_page", "products_page", "bulk_orders", "tags_add", "metafields_set",
+            "webhook_subscription_create", "metafield_definition_create", "bulk_run_mutation"} <= set(documents.names())
+
+
+@pytest.mark.parametrize("name", documents.names())
+def test_document_is_valid_without_deprecated_fields(name: str) -> None:
+    assert errors(documents.load(name)) == []
+
+
+def test_the_validator_does_flag_deprecated_and_unknown_fields() -> None:
+    assert errors("query { customers(first: 1) { nodes { email } } }")
+    assert errors("query { customers(first: 1) { nodes { notAField } } }")
+
+
+def test_an_aliased_multi_owner_batch_is_valid() -> None:
+    change = OwnerChange("customer", "1", add_tags=("rt:vip",), remove_tags=("rt:new",),
+                         set_metafields=(Metafield("p_alive", "number_decimal", "0.5"),), delete_metafields=("rfm",))
+    parts = [(call.document, f"o{o}_{c}") for o in range(3) for c, call in enumerate(calls_for(change, "$app:retention"))]
+    assert errors(documents.batch(parts)) == []
+
+
+def test_webhook_topics_exist_in_the_schema_enum() -> None:
+    from graphql import build_client_schema  # noqa: PLC0415 - only this test needs the enum
+    import json
+
+    schema = build_client_schema(json.loads(SCHEMA.read_text())["data"], assume_valid=True)
+    enum = set(schema.get_type("WebhookSubscriptionTopic").values)  # type: ignore[union-attr]
+    from connector.config import DEFAULT_CONFIG, load_settings
+
+    settings = load_settings(DEFAULT_CONFIG, env={})
+    topics = [t for s in settings.webhooks.subscriptions for t in s.topics]
+    assert len(topics) == 16
+    assert {setup.topic_enum(t) for t in topics} <= enum
+    owner_types = set(schema.get_type("MetafieldOwnerType").values)  # type: ignore[union-attr]
+    assert {d.owner for d in setup.DEFINITIONS} <= owner_types
