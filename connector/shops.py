@@ -59,6 +59,7 @@ async def save_install(
         row.state = state.value
         row.installed_at = utcnow()
         row.uninstalled_at = None
+        row.cursors = {k: v for k, v in row.cursors.items() if k != "install_sweeps"}  # a fresh install, fresh tries
         await row.save()
     return row
 

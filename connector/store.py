@@ -99,6 +99,11 @@ async def _upsert_customer(shop_id: int, c: m.Customer, out: Applied) -> None:
     out.customers.add(c.platform_id)
     if not c.is_guest and row.email:
         await _merge_guest(shop_id, row, out)
+    elif c.is_guest and row.email and row.merged_into is None:
+        # A guest checkout with the email of a registered customer is that customer from the start.
+        registered = await CustomerRow.filter(shop_id=shop_id, email=row.email, is_guest=False, deleted_at=None).first()
+        if registered is not None:
+            await CustomerRow.filter(id=row.id).update(merged_into=registered.platform_id)
 
 
 async def _merge_guest(shop_id: int, registered: CustomerRow, out: Applied) -> None:

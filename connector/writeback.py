@@ -45,5 +45,6 @@ class WriteResult:
 
     accepted: list[OwnerChange] = field(default_factory=list)
     failed: list[tuple[OwnerChange, str]] = field(default_factory=list)
+    skipped: list[tuple[OwnerChange, str]] = field(default_factory=list)  # not writable there (WooCommerce guests)
     calls: int = 0
     cost: float = 0.0

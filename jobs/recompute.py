@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 from adapters import get_adapter
 from connector import planner, shops
 from connector.config import Settings
-from connector.db import ShopRow
+from connector.db import ShopInsightRow, ShopRow
 from connector.model import InstallState
 from connector.planner import CustomerFacts, OwnerKey, OwnerState
 from connector.writeback import WritePlan, WriteResult
@@ -208,6 +208,9 @@ async def recompute(settings: Settings, shop_id: int, as_of: datetime) -> dict[s
             for change, reason in result.failed[:5]:
                 log.warning("shop %s: %s %s not written: %s", shop_id, change.owner_kind, change.owner_id, reason)
     summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    # What the last run planned and the platform accepted, for the admin and for operators.
+    await ShopInsightRow.update_or_create(defaults={"data": summary, "computed_at": datetime.now(timezone.utc)},
+                                          shop_id=shop_id, name="last_run")
     return summary
 
 

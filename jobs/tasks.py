@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from arq import Retry
@@ -55,13 +56,33 @@ async def apply_event(ctx: dict[str, Any], inbox_id: int) -> str:
     return outcome.status
 
 
+INSTALL_SWEEP_TRIES = 5  # a shop whose install job keeps failing is left pending for the merchant to reinstall
+
+
 async def sweep_inbox(ctx: dict[str, Any]) -> int:
-    """Queue inbox rows still pending after the delay (Redis was down, a worker died mid-job)."""
+    """Queue inbox rows still pending after the delay (Redis was down, a worker died mid-job), and stuck installs."""
     services = _services(ctx)
-    rows = await inbox.stale_pending(services.settings.schedules.inbox_pending_delay_seconds)
+    delay = services.settings.schedules.inbox_pending_delay_seconds
+    rows = await inbox.stale_pending(delay)
+    # A worker killed mid-job leaves its job id "in progress" in arq for job_timeout (an hour) and arq will not
+    # queue that id again: the id changes every few sweeps, so such a row is queued afresh within minutes, while a
+    # row still waiting in a busy queue gets at most one more (no-op once applied) job per window.
+    window = int(shops.utcnow().timestamp() // (5 * max(delay, services.settings.schedules.inbox_sweep_seconds, 1)))
     for inbox_id, attempts in rows:
-        await services.enqueue("apply_event", inbox_id, job_id=f"apply:{inbox_id}:{attempts}:sweep")
+        await services.enqueue("apply_event", inbox_id, job_id=f"apply:{inbox_id}:{attempts}:sweep:{window}")
+    await _requeue_pending_installs(services, delay)
     return len(rows)
+
+
+async def _requeue_pending_installs(services: Services, delay: float) -> None:
+    """An install whose job was never queued (Redis down at install time) or died is queued again, a few times."""
+    cutoff = shops.utcnow() - timedelta(seconds=delay)
+    for row in await ShopRow.filter(state=InstallState.PENDING.value, installed_at__lte=cutoff):
+        tries = int(row.cursors.get("install_sweeps", 0))
+        if tries >= INSTALL_SWEEP_TRIES or not row.credentials:
+            continue
+        if await services.enqueue("install_shop", row.id, job_id=f"install:{row.id}:sweep"):
+            await shops.set_cursor(row.id, "install_sweeps", str(tries + 1))
 
 
 async def install_shop(ctx: dict[str, Any], shop_id: int) -> str:

@@ -73,3 +73,40 @@ def test_health_names_what_is_down(tmp_path: Path, redis_server: object) -> None
         assert response.json()["database"] == "ok" and response.json()["redis"].startswith("down")
     finally:
         terminate(app)
+
+
+JOIN = """
+import sys, time
+from pathlib import Path
+import redis
+from connector.runtime import start_embedded
+d = Path(sys.argv[1])
+while not (d / "go").exists():
+    time.sleep(0.005)
+handle = start_embedded(d / "data")
+print(redis.Redis(unix_socket_path=handle.socket).info("server")["run_id"], flush=True)
+while not (d / "done").exists():
+    time.sleep(0.01)
+handle.close()
+"""
+
+
+def test_processes_starting_together_share_one_embedded_redis(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.procs import ROOT
+
+    procs = [subprocess.Popen([sys.executable, "-c", JOIN, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    try:
+        time.sleep(1.5)  # every process is importing or waiting for "go"
+        (tmp_path / "go").touch()
+        run_ids = {proc.stdout.readline().strip() for proc in procs}  # type: ignore[union-attr]
+        (tmp_path / "done").touch()
+        assert all(proc.wait(timeout=30) == 0 for proc in procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert len(run_ids) == 1 and "" not in run_ids

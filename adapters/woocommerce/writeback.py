@@ -64,8 +64,7 @@ async def write(conn: Connection, plan: WritePlan, *, client: WooClient | None =
     if skipped:
         # Guests (customer_id 0) have no WordPress user, hence no user meta: not writable, and not a failure.
         log.info("shop %s: %s guest owners not writable on WooCommerce", conn.shop.id, len(skipped))
-        if hasattr(result, "skipped"):
-            result.skipped.extend((c, "guest: no WooCommerce user") for c in skipped)
+        result.skipped.extend((c, "guest: no WooCommerce user") for c in skipped)
     tags = await _stored_tags(conn.shop.id, changes)
     own = client is None
     client = client or client_for(conn)

@@ -127,6 +127,16 @@ async def test_guest_orders_follow_the_customer_who_registers_with_that_email(db
     assert (await OrderRow.get(shop_id=shop_id, platform_id="g2")).customer_id == "42"
 
 
+async def test_a_guest_with_the_email_of_a_registered_customer_is_merged_at_once(db: Settings) -> None:
+    shop_id = await new_shop(db)
+    await apply_changes(shop_id, [Upsert(Customer("42", T0, email="pat@example.com"))])
+    gid = guest_id("pat@example.com")
+    await apply_changes(shop_id, [Upsert(Customer(gid, T0, email="PAT@example.com", is_guest=True)),
+                                  Upsert(order("g1", gid, T0))])
+    assert (await CustomerRow.get(shop_id=shop_id, platform_id=gid)).merged_into == "42"
+    assert (await OrderRow.get(shop_id=shop_id, platform_id="g1")).customer_id == "42"
+
+
 async def test_every_row_is_scoped_to_its_shop(db: Settings) -> None:
     a = await new_shop(db, "a.myshopify.com")
     b = await new_shop(db, "b.myshopify.com")

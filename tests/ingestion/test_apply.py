@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 
-from connector import inbox
+from connector import inbox, shops
 from connector.config import Settings
-from connector.db import CustomerRow, InboxRow, LineItemRow, OrderRow
+from connector.db import CustomerRow, InboxRow, LineItemRow, OrderRow, ShopRow
+from connector.model import InstallState, Platform
 from jobs import tasks
 from tests.conftest import ROOT
 from tests.ingestion.conftest import SECRET, drain, install, intake
@@ -95,3 +97,22 @@ async def test_a_burst_of_events_schedules_one_recompute(ingest: Settings) -> No
             assert await tasks.apply_event(ctx, inbox_id) == "applied"
         queued = [job for job in await services.pool.queued_jobs() if job.function == "recompute_shop"]
     assert [job.args for job in queued] == [(shop_id,)]
+
+
+async def test_the_sweep_queues_an_install_whose_job_was_lost_a_few_times_then_stops(ingest: Settings) -> None:
+    row = await shops.save_install(ingest, Platform.SHOPIFY, "stuck.myshopify.com", {"access_token": "shpat_x"},
+                                   state=InstallState.PENDING)
+    await ShopRow.filter(id=row.id).update(installed_at=shops.utcnow() - timedelta(minutes=5))
+    active = await install(ingest, "fine.myshopify.com")
+    async with intake(ingest) as (_, services):
+        ctx = {"services": services}
+        for _ in range(tasks.INSTALL_SWEEP_TRIES):
+            await tasks.sweep_inbox(ctx)
+            await tasks.sweep_inbox(ctx)  # still queued: not queued twice
+            queued = [job.args for job in await services.pool.queued_jobs() if job.function == "install_shop"]
+            assert queued == [(row.id,)] and active != row.id  # never the active shop
+            await services.pool.delete(f"arq:job:install:{row.id}:sweep")  # as if the job ran and failed
+            await services.pool.zrem("arq:queue", f"install:{row.id}:sweep")
+        assert (await ShopRow.get(id=row.id)).cursors["install_sweeps"] == str(tasks.INSTALL_SWEEP_TRIES)
+        await tasks.sweep_inbox(ctx)
+        assert not [job for job in await services.pool.queued_jobs() if job.function == "install_shop"]

@@ -58,7 +58,8 @@ async def test_six_hundred_repeat_customers_fit_bgnbd_and_every_buyer_gets_an_in
 
     assert summary["status"] == "ok" and str(summary["model"]).startswith("bgnbd")
     assert summary["customers"] == 600 == await CustomerInsightRow.filter(shop_id=shop_id).count()
-    assert {r.name for r in await ShopInsightRow.filter(shop_id=shop_id)} == {"kpis", "model", "related_products"}
+    assert {r.name for r in await ShopInsightRow.filter(shop_id=shop_id)} == {"kpis", "model", "related_products",
+                                                                             "last_run"}
     rows = await CustomerInsightRow.filter(shop_id=shop_id).values("customer_id", "data", "segments")
     for name in ("repeat", "vip", "rfm_champions"):
         assert sum(name in r["segments"] for r in rows) == summary["segments"][name] > 0
@@ -89,6 +90,8 @@ async def test_a_second_recompute_without_new_data_plans_no_write(settings: Sett
 
     second = await recompute(settings, shop_id, AS_OF + timedelta(hours=3))
     assert second["planned"] == 0
+    last = await ShopInsightRow.get(shop_id=shop_id, name="last_run")
+    assert last.data["planned"] == 0 and last.data["customers"] == first["customers"]
 
 
 async def test_a_switched_off_segment_plans_the_removal_of_its_tags(settings: Settings) -> None:
@@ -190,7 +193,7 @@ async def test_an_empty_shop_recomputes_to_nothing(settings: Settings) -> None:
     shop_id = await new_shop(settings)
     summary = await recompute(settings, shop_id, AS_OF)
     assert summary["customers"] == 0 and summary["planned"] == 0
-    assert await ShopInsightRow.filter(shop_id=shop_id).count() == 3
+    assert await ShopInsightRow.filter(shop_id=shop_id).count() == 4
 
 
 

@@ -47,6 +47,7 @@ async def test_customers_get_prefixed_meta_100_per_call_and_guests_are_skipped(d
         assert sorted(c.owner_id for c in result.accepted) == sorted(str(i) for i in ids)
         assert [(c.owner_id, reason) for c, reason in result.failed] == [("999999", "woocommerce_rest_invalid_id: Invalid resource ID.")]
         assert all(c not in result.accepted for c in guests)
+        assert [c.owner_id for c, _ in result.skipped] == ["guest:someone@example.org"]
         # The full tag list = what we last wrote, minus removals, plus additions, as one comma-separated meta value.
         assert meta(store, ids[0]) == {"retention_tags": "rt:active,rt:vip", "retention_segment": "active"}
         assert meta(store, ids[1]) == {"retention_tags": "rt:active", "retention_segment": "active"}
