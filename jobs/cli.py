@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "jobs.commands.inbox",
     "jobs.commands.analyze",
     "jobs.commands.recommend",
+    "jobs.commands.export",
 )
 
 

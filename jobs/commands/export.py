@@ -1,0 +1,71 @@
+"""`retention export`: one shop's customers with their segments and predictions as CSV (guests included)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+from typing import Any, TextIO
+
+from connector import database
+from connector.config import load_settings
+from connector.db import CustomerInsightRow, CustomerRow, ShopRow
+
+COLUMNS = ("customer_id", "email", "guest", "segments", "rfm_group", "number_of_orders", "amount_spent",
+           "predicted_clv", "p_alive", "expected_next_order_date", "recommended_products")
+
+
+def _loads(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+async def export(domain: str, segment: str | None, out: TextIO) -> int:
+    """Write the CSV; returns the number of customers written."""
+    shop = await ShopRow.get_or_none(domain=domain)
+    if shop is None:
+        raise SystemExit(f"no shop {domain!r} (see `retention inbox` for what is installed)")
+    people = {r.platform_id: r for r in await CustomerRow.filter(shop_id=shop.id)}
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    count = 0
+    for row in await CustomerInsightRow.filter(shop_id=shop.id).order_by("customer_id"):
+        segments, data = _loads(row.segments) or [], _loads(row.data) or {}
+        if segment and segment not in segments:
+            continue
+        person = people.get(row.customer_id)
+        recs = [str(r.get("product_id")) for r in data.get("recommendations") or []]
+        writer.writerow([row.customer_id, person.email if person else "", bool(person and person.is_guest),
+                         " ".join(segments), data.get("rfm_group") or "", data.get("number_of_orders"),
+                         data.get("amount_spent"), data.get("predicted_clv"), data.get("p_alive"),
+                         (data.get("expected_next_order_date") or "")[:10], " ".join(recs)])
+        count += 1
+    return count
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    await database.connect(settings)
+    try:
+        if args.out == "-":
+            count = await export(args.shop, args.segment, sys.stdout)
+        else:
+            with open(args.out, "w", newline="", encoding="utf-8") as handle:
+                count = await export(args.shop, args.segment, handle)
+    finally:
+        await database.close()
+    print(f"{count} customer(s) exported", file=sys.stderr)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("export", help="a shop's customers with segments and predictions as CSV")
+    parser.add_argument("shop", help="the shop's domain, e.g. my-shop.myshopify.com or shop.example.com")
+    parser.add_argument("--segment", help="only customers in this segment (e.g. vip, lapsed, rfm_champions)")
+    parser.add_argument("--out", default="-", help="CSV file (default stdout)")
+    parser.add_argument("--config", help="path to app.toml")
+    parser.set_defaults(func=run)
