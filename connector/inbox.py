@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from adapters import get_adapter
 from connector.db import InboxRow, ShopRow
@@ -82,9 +83,12 @@ async def apply_event(inbox_id: int) -> Outcome:
         log.warning("inbox %s (%s) failed to normalize: %s", row.id, row.topic, error)
         await _mark(row, FAILED, error)
         return Outcome(FAILED, row.shop_id, error=error)
-    applied = await apply_changes(row.shop_id, changes)
-    if not applied.erased:
-        await _mark(row, APPLIED, None)
+    # The changes and the mark commit together: a worker killed in between leaves the row pending and unapplied,
+    # so the rerun applies it (and schedules its recompute) instead of finding it already stored and doing nothing.
+    async with in_transaction():
+        applied = await apply_changes(row.shop_id, changes)
+        if not applied.erased:
+            await _mark(row, APPLIED, None)
     return Outcome(APPLIED, row.shop_id, applied)
 
 
