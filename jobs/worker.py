@@ -63,7 +63,10 @@ def build_worker(settings: Settings, handle: RedisHandle, *, own_database: bool 
         "on_shutdown": shutdown,
         "keep_result": 0,
         "max_jobs": 10,
-        "job_timeout": 3600,
+        # Also how long a job id stays "in progress" after its worker was killed (timeout + 10 s): a killed
+        # recompute or sync blocks its shop's next one that long. A 1M-customer recompute takes ~2 min and a sync
+        # stopped by the timeout resumes from its cursor at the next reconciliation.
+        "job_timeout": 1200,
         "handle_signals": True,
         "health_check_interval": 10,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -31,13 +32,17 @@ from adapters.shopify import sandbox_graphql as gql
 from adapters.shopify.sandbox_bulk import BulkOperations
 from adapters.shopify.sandbox_store import Store, gid, parse_gid
 
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "shopify" / "admin-schema-2026-07.json"
+# The real Admin GraphQL introspection (2026-07) with descriptions stripped, shipped so a fresh clone runs alone.
+DEFAULT_SCHEMA = Path(__file__).resolve().parent / "admin-schema-2026-07.json.gz"
 
 
 def topic_enum(topic: str) -> str:
     """orders/create → ORDERS_CREATE, customer.tags_added → CUSTOMER_TAGS_ADDED (WebhookSubscriptionTopic)."""
     return topic.upper().replace("/", "_").replace(".", "_")
 
+
+# What a token exchange grants: the scopes the app declares in app.toml.
+TOKEN_EXCHANGE_SCOPES = "read_customers,write_customers,read_orders,read_all_orders,read_products,write_products,read_checkouts"
 
 class LeakyBucket:
     """Shopify's calculated-cost bucket: `maximum` points, refilled at `restore_rate` points per second."""
@@ -92,6 +97,7 @@ class Sandbox(BulkOperations):
         if not path.exists():
             raise FileNotFoundError(f"Admin schema not found: {path} (pass schema_path)")
         self.schema = gql.load_schema(str(path))
+        self.schema_path = path
         self.secret, self.client_id, self.shop = secret, client_id, shop
         self.bucket = LeakyBucket(maximum_available, restore_rate)
         self.token_ttl, self.refresh_ttl, self.bulk_delay = token_ttl, refresh_ttl, bulk_delay
@@ -104,6 +110,7 @@ class Sandbox(BulkOperations):
         self.tokens: dict[str, float | None] = {}
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
         self.calls = 0
+        self.mutation_requests = 0  # every mutation request received (throttled and refused ones too)
         self.throttled = 0
         self.usage: dict[str, dict[str, float]] = {}
         if deliver == "thread":  # standalone/demo mode: a background thread delivers twice a second
@@ -120,6 +127,17 @@ class Sandbox(BulkOperations):
     def seed(self, n_customers: int, n_products: int, days: int = 365, seed: int = 0) -> "Sandbox":
         self.store.seed(n_customers, n_products, days=days, seed=seed)
         return self
+
+    def clone(self, **options: Any) -> "Sandbox":
+        """A new sandbox (own bucket, counters, webhook queue) with a deep copy of this shop's state and issued tokens."""
+        other = Sandbox(secret=self.secret, client_id=self.client_id, schema_path=self.schema_path, shop=self.shop,
+                        currency=self.store.currency, **options)
+        with self.store.lock:
+            for name in ("customers", "products", "orders", "metafields", "definitions", "subscriptions", "uploads"):
+                setattr(other.store, name, copy.deepcopy(getattr(self.store, name)))
+            other.store.ids.value, other.store.last_stamp = self.store.ids.value, self.store.last_stamp
+        other.tokens, other.refresh_tokens = dict(self.tokens), copy.deepcopy(self.refresh_tokens)
+        return other
 
     def ids(self, kind: str) -> set[str]:
         """What the store holds, as our model's ids."""
@@ -176,7 +194,7 @@ class Sandbox(BulkOperations):
                 return JSONResponse({"error": "invalid_subject_token"}, status_code=400)
             if not str(claims.get("dest", "")).endswith(self.shop):
                 return JSONResponse({"error": "invalid_subject_token"}, status_code=400)
-            return JSONResponse(self._issue("read_customers,write_customers,read_orders,read_all_orders,read_products", expiring))
+            return JSONResponse(self._issue(TOKEN_EXCHANGE_SCOPES, expiring))
         if grant == "refresh_token":
             entry = self.refresh_tokens.get(str(body.get("refresh_token")))
             if entry is None or entry["expires"] < time.time():
@@ -213,6 +231,8 @@ class Sandbox(BulkOperations):
         if errors or document is None:
             return 200, {"errors": errors}
         operation = gql.operation_of(document)
+        if operation.operation.value == "mutation":
+            self.mutation_requests += 1
         try:
             requested = gql.requested_cost(self.schema, operation, variables)
         except gql.GraphQLError as exc:

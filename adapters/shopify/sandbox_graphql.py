@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ MUTATION_COST = 10
 @cache
 def load_schema(path: str) -> GraphQLSchema:
     """The saved introspection (loaded once per process); assume_valid: Shopify's schema trips graphql-core 3.3 checks."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    raw = Path(path).read_bytes()
+    data = json.loads(gzip.decompress(raw) if path.endswith(".gz") else raw)
     return build_client_schema(data.get("data", data), assume_valid=True)
 
 
@@ -46,12 +48,20 @@ def error(message: str, code: str | None = None) -> dict[str, Any]:
 
 def check(schema: GraphQLSchema, text: str) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
     """Parse and validate like the real API (deprecated fields are accepted, unknown ones are not)."""
+    document, errors = _checked(schema, text)
+    return document, [dict(e) for e in errors]
+
+
+@lru_cache(maxsize=512)
+def _checked(schema: GraphQLSchema, text: str) -> tuple[DocumentNode | None, tuple[dict[str, Any], ...]]:
+    # Validation against the 11 MB Admin schema costs tens of milliseconds per document, and clients send the same
+    # few documents over and over (an aliased write-back batch of one shape, a page query): validate each text once.
     try:
         document = parse(text)
     except GraphQLError as exc:
-        return None, [error(exc.message, "PARSE_ERROR")]
+        return None, (error(exc.message, "PARSE_ERROR"),)
     problems = validate(schema, document, specified_rules)
-    return document, [error(p.message, "GRAPHQL_VALIDATION_FAILED") for p in problems]
+    return document, tuple(error(p.message, "GRAPHQL_VALIDATION_FAILED") for p in problems)
 
 
 def operation_of(document: DocumentNode) -> OperationDefinitionNode:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from adapters.shopify.sandbox_data import Ids, seed_store
@@ -21,6 +22,10 @@ METAFIELD_TYPES = {
     "json", "boolean", "product_reference", "list.product_reference", "list.single_line_text_field",
 }
 UserError = dict[str, Any]
+DECIMAL_RE = re.compile(r"^-?\d{1,13}(\.\d{1,9})?$")
+INTEGER_RE = re.compile(r"^-?\d+$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_INTEGER = 9_007_199_254_740_991
 
 
 def gid(kind: str, ident: int | str) -> str:
@@ -61,6 +66,8 @@ class Store:
     ids: Ids = field(default_factory=Ids)
     lock: threading.RLock = field(default_factory=threading.RLock)
     emit: Callable[[str, dict[str, Any]], None] = lambda topic, payload: None
+    # (mutation field, owner gid) for every tag/metafield write input processed, accepted or not: what tests count.
+    write_log: list[tuple[str, str]] = field(default_factory=list)
     last_stamp: datetime = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
     # ------------------------------------------------------------------ clock and seeding
@@ -104,6 +111,7 @@ class Store:
 
     def _tags(self, owner_gid: str, tags: list[str] | str, add: bool) -> tuple[dict[str, Any] | None, list[UserError]]:
         items = [t.strip() for t in (tags.split(",") if isinstance(tags, str) else tags) if t.strip()]
+        self.write_log.append(("tagsAdd" if add else "tagsRemove", owner_gid))
         record = self.owner(owner_gid)
         if record is None:
             return None, [user_error("Resource not found", ["id"])]
@@ -142,6 +150,7 @@ class Store:
         errors: list[UserError] = []
         staged = []
         for index, item in enumerate(inputs):
+            self.write_log.append(("metafieldsSet", item["ownerId"]))
             owner = self.owner(item["ownerId"])
             namespace = self.namespace(item.get("namespace"))
             key = item["key"]
@@ -173,6 +182,7 @@ class Store:
     def metafields_delete(self, identifiers: list[dict[str, Any]]) -> tuple[list[dict[str, Any] | None], list[UserError]]:
         deleted: list[dict[str, Any] | None] = []
         for item in identifiers:
+            self.write_log.append(("metafieldsDelete", item["ownerId"]))
             namespace = self.namespace(item.get("namespace"))
             found = self.metafields.pop((item["ownerId"], namespace, item["key"]), None)
             deleted.append({"key": item["key"], "namespace": namespace, "ownerId": item["ownerId"]} if found else None)
@@ -180,32 +190,87 @@ class Store:
 
     def check_value(self, mtype: str, value: str) -> str | None:
         """Why Shopify would refuse this value for the type, or None."""
-        if mtype not in METAFIELD_TYPES:
-            return f"Type '{mtype}' is not supported."
         try:
-            if mtype == "number_decimal":
-                Decimal(value)
-            elif mtype == "number_integer":
-                int(value)
-            elif mtype == "date":
-                date.fromisoformat(value)
-            elif mtype == "json":
-                json.loads(value)
-            elif mtype == "single_line_text_field" and "\n" in value:
-                return "Value must be a single line."
-            elif mtype.startswith("list."):
-                items = json.loads(value)
-                if not isinstance(items, list):
-                    return "Value must be a JSON array."
-                if len(items) > MAX_LIST_ITEMS:
-                    return f"Lists hold at most {MAX_LIST_ITEMS} items."
-                if mtype == "list.product_reference":
-                    missing = [i for i in items if self.owner(i) is None or not str(i).startswith("gid://shopify/Product/")]
-                    if missing:
-                        return f"Value references products that do not exist: {missing[:3]}"
-        except (ValueError, InvalidOperation, TypeError):
-            return f"Value is invalid for type {mtype}."
+            self.typed_value(mtype, value)
+        except ValueError as exc:
+            return str(exc)
         return None
+
+    def typed_value(self, mtype: str, value: str) -> Any:
+        """The value as Liquid's `metafield.value` exposes it (raises ValueError where the Admin API refuses it).
+
+        Formats from shopify.dev list-of-data-types: number_decimal is a plain decimal within ±9999999999999.999999999
+        (no exponent, NaN or infinity), number_integer a whole number within ±9,007,199,254,740,991, date an ISO 8601
+        `YYYY-MM-DD`, list.* a JSON array of at most 128 items of the element type. In Liquid numbers are numbers,
+        a date is a date, json is the parsed object, a product reference is the product, a list is an array.
+        """
+        if mtype not in METAFIELD_TYPES:
+            raise ValueError(f"Type '{mtype}' is not supported.")
+        if not isinstance(value, str):
+            raise ValueError(f"Value must be a string for type {mtype}.")
+        if mtype.startswith("list."):
+            try:
+                items = json.loads(value)
+            except ValueError:
+                raise ValueError(f"Value is invalid for type {mtype}.") from None
+            if not isinstance(items, list):
+                raise ValueError("Value must be a JSON array.")
+            if len(items) > MAX_LIST_ITEMS:
+                raise ValueError(f"Lists hold at most {MAX_LIST_ITEMS} items.")
+            element = mtype[len("list."):]
+            if any(not isinstance(i, str) for i in items):
+                raise ValueError(f"Every item of a {mtype} must be a string.")
+            if element == "product_reference":
+                missing = [i for i in items if not i.startswith("gid://shopify/Product/") or self.owner(i) is None]
+                if missing:
+                    raise ValueError(f"Value references products that do not exist: {missing[:3]}")
+                return [self.products[parse_gid(i)[1]] for i in items]  # type: ignore[index]
+            return [self.typed_value(element, i) for i in items]
+        if mtype == "number_decimal":
+            if not DECIMAL_RE.match(value):
+                raise ValueError(f"Value is invalid for type {mtype}.")
+            return Decimal(value)
+        if mtype == "number_integer":
+            if not INTEGER_RE.match(value) or abs(int(value)) > MAX_INTEGER:
+                raise ValueError(f"Value is invalid for type {mtype}.")
+            return int(value)
+        if mtype == "date":
+            try:
+                if not DATE_RE.match(value):
+                    raise ValueError
+                return date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"Value is invalid for type {mtype}.") from None
+        if mtype == "date_time":
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"Value is invalid for type {mtype}.") from None
+        if mtype == "json":
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError(f"Value is invalid for type {mtype}.") from None
+        if mtype == "boolean":
+            if value not in ("true", "false"):
+                raise ValueError(f"Value is invalid for type {mtype}.")
+            return value == "true"
+        if mtype == "product_reference":
+            if not value.startswith("gid://shopify/Product/") or self.owner(value) is None:
+                raise ValueError(f"Value references a product that does not exist: {value}")
+            return self.products[parse_gid(value)[1]]  # type: ignore[index]
+        if mtype == "single_line_text_field" and ("\n" in value or "\r" in value):
+            raise ValueError("Value must be a single line.")
+        return value
+
+    def liquid(self, owner_gid: str, namespace: str | None, key: str) -> dict[str, Any] | None:
+        """`<owner>.metafields[namespace][key]` as a theme sees it: {type, list?, value} with a typed value."""
+        with self.lock:
+            found = self.metafields.get((owner_gid, self.namespace(namespace), key))
+            if found is None:
+                return None
+            return {"type": found["type"], "list?": found["type"].startswith("list."),
+                    "value": self.typed_value(found["type"], found["value"])}
 
     def definition_create(self, definition: dict[str, Any]) -> tuple[dict[str, Any] | None, list[UserError]]:
         namespace = self.namespace(definition.get("namespace"))
@@ -294,6 +359,30 @@ class Store:
             self.emit("orders/create", self.order_payload(order))
             self.emit("orders/paid", self.order_payload(order))
             return order
+
+    def abandon_checkout(self, customer_id: int, items: list[tuple[int, int]]) -> dict[str, Any]:
+        """A customer leaves a checkout unfinished: checkouts/create (fixture shape: keyed by token, completed_at null)."""
+        with self.lock:
+            moment = self.stamp()
+            customer = self.customers[customer_id]
+            lines = []
+            for product_id, quantity in items:
+                product = self.products[product_id]
+                variant = product["variants"][0]
+                lines.append({"key": uuid.uuid4().hex, "product_id": product_id, "variant_id": variant["id"],
+                              "title": product["title"], "sku": variant["sku"], "quantity": quantity,
+                              "price": str(variant["price"]), "line_price": str(variant["price"] * quantity),
+                              "gift_card": product["is_gift_card"], "discount_allocations": []})
+            total = sum((Decimal(li["line_price"]) for li in lines), Decimal("0.00"))
+            payload = {
+                "token": uuid.uuid4().hex, "cart_token": uuid.uuid4().hex, "email": customer["email"],
+                "created_at": iso(moment), "updated_at": iso(moment), "completed_at": None, "closed_at": None,
+                "currency": self.currency, "presentment_currency": self.currency, "line_items": lines,
+                "subtotal_price": str(total), "total_price": str(total), "total_discounts": "0.00", "total_tax": "0.00",
+                "customer": {**self.customer_payload(customer), "created_at": None, "updated_at": None},
+            }
+            self.emit("checkouts/create", payload)
+            return payload
 
     # ------------------------------------------------------------------ REST-shaped webhook payloads (fixture shapes)
     def customer_payload(self, c: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,10 @@ several owners per request through GraphQL aliases, or a bulk mutation for large
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from adapters.shopify import bulk, documents
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 METAFIELDS_PER_CALL = 25  # metafieldsSet limit (platforms/shopify.md §3d)
 FIELDS_PER_REQUEST = 20  # 10 points per mutation field: 200 points a request, far below the 1000-point query cap
 OWNER_TYPES = {"customer": "Customer", "product": "Product"}
+# userErrors for an owner that does not exist: tagsAdd/tagsRemove "Resource not found", metafields "Owner does not exist."
+GONE = re.compile(r"not found|does not exist|doesn't exist", re.IGNORECASE)
 PAYLOAD_FIELD = {"tags_add": "tagsAdd", "tags_remove": "tagsRemove", "metafields_set": "metafieldsSet", "metafields_delete": "metafieldsDelete"}
 
 
@@ -56,6 +60,16 @@ def calls_for(change: OwnerChange, namespace: str) -> list[Call]:
     return calls
 
 
+@lru_cache(maxsize=256)
+def batch_document(parts: tuple[tuple[str, str], ...]) -> str:
+    """The aliased document of one request shape; a shop's owners mostly repeat a few shapes, so build each once.
+
+    The same text each time also lets the client reserve the request's cost before sending it (LAST_COST is keyed by
+    the document), instead of learning it from a THROTTLED answer.
+    """
+    return documents.batch(list(parts), "WriteBack")
+
+
 def _refused(payload: Mapping[str, Any] | None) -> str | None:
     """Why one mutation field failed, or None when it was accepted."""
     if payload is None:
@@ -64,6 +78,17 @@ def _refused(payload: Mapping[str, Any] | None) -> str | None:
     if errors:
         return "; ".join(str(e.get("message")) for e in errors)
     return None
+
+
+def _owner_gone(payload: Mapping[str, Any] | None) -> bool:
+    """The field was refused only because its owner does not exist (deleted on the platform)."""
+    errors = (payload or {}).get("userErrors") or []
+    return bool(errors) and all(GONE.search(str(e.get("message") or "")) for e in errors)
+
+
+def is_clear(change: OwnerChange) -> bool:
+    """The change only takes our tags and metafields away (its owner left every segment, or was deleted)."""
+    return not change.add_tags and not change.set_metafields
 
 
 def group(changes: Sequence[OwnerChange], namespace: str) -> list[list[tuple[OwnerChange, list[Call]]]]:
@@ -97,7 +122,7 @@ async def write_batched(client: GraphQLClient, changes: Sequence[OwnerChange], n
                 aliases.append(alias)
             owners.append((change, aliases))
         try:
-            data = await client.execute(documents.batch(parts, "WriteBack"), variables, "writeBack")
+            data = await client.execute(batch_document(tuple(parts)), variables, "writeBack")
         except GraphQLErrors as exc:
             result.failed.extend((change, f"refused: {exc}") for change, _ in owners)
             continue
@@ -106,10 +131,13 @@ async def write_batched(client: GraphQLClient, changes: Sequence[OwnerChange], n
             result.failed.extend((change, f"retryable: {exc}") for change in pending)
             return
         for change, aliases in owners:
-            reasons = [r for r in (_refused(data.get(a)) for a in aliases) if r]
-            if reasons:
+            payloads = [data.get(a) for a in aliases]
+            reasons = [r for r in (_refused(p) for p in payloads) if r]
+            if reasons and not (is_clear(change) and all(_refused(p) is None or _owner_gone(p) for p in payloads)):
                 result.failed.append((change, "; ".join(reasons)))
             else:
+                # A clear refused only because the owner is gone is done: nothing of ours is left on it. Reported as
+                # failed it would stay in the write state and be planned, sent and refused again on every run.
                 result.accepted.append(change)
 
 
@@ -120,6 +148,7 @@ async def write_bulk(client: GraphQLClient, http: Any, changes: Sequence[OwnerCh
         for call in calls_for(change, namespace):
             lines.setdefault(call.document, []).append((index, call.variables))
     problems: dict[int, list[str]] = {}
+    other: set[int] = set()  # owners with a field refused for another reason than "the owner does not exist"
     for document, entries in lines.items():
         try:
             operation_id = await bulk.run_mutation(client, http, documents.load(document), [v for _, v in entries], f"{document}.jsonl")
@@ -130,21 +159,26 @@ async def write_bulk(client: GraphQLClient, http: Any, changes: Sequence[OwnerCh
                 if not 0 <= number < len(entries):
                     continue
                 answered.add(number)
-                reason = _refused((line.get("data") or {}).get(PAYLOAD_FIELD[document])) or (
+                payload = (line.get("data") or {}).get(PAYLOAD_FIELD[document])
+                reason = _refused(payload) or (
                     "; ".join(str(e.get("message")) for e in line.get("errors") or []) or None)
                 if reason:
                     problems.setdefault(entries[number][0], []).append(reason)
+                    if not _owner_gone(payload) or line.get("errors"):
+                        other.add(entries[number][0])
             for number, (owner, _) in enumerate(entries):
                 if number not in answered:
                     problems.setdefault(owner, []).append("no result line")
+                    other.add(owner)
         except (Fatal, Retryable) as exc:
             for owner, _ in entries:
                 problems.setdefault(owner, []).append(f"{document}: {exc}")
+                other.add(owner)
     for index, change in enumerate(changes):
-        if index in problems:
+        if index in problems and (index in other or not is_clear(change)):
             result.failed.append((change, "; ".join(problems[index])))
         else:
-            result.accepted.append(change)
+            result.accepted.append(change)  # a clear refused only because the owner is gone is done (as above)
 
 
 async def write(conn: Connection, plan: WritePlan) -> WriteResult:

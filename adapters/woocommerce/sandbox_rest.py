@@ -177,6 +177,7 @@ async def batch_customers(request: Request, s: SandboxStore) -> Response:
         return _error("woocommerce_rest_request_entity_too_large",
                       f"Unable to accept more than {MAX_ITEMS} items for this request.", 413)
     out: dict[str, list[Any]] = {}
+    s.batch_log.append(("customers", [i.get("id") if isinstance(i, dict) else None for i in data.get("update") or []]))
     for item in data.get("update") or []:
         cid = item.get("id") if isinstance(item, dict) else None
         if not isinstance(cid, int) or cid not in s.customers:
@@ -220,6 +221,7 @@ async def batch_products(request: Request, s: SandboxStore) -> Response:
         return _error("woocommerce_rest_request_entity_too_large",
                       f"Unable to accept more than {MAX_ITEMS} items for this request.", 413)
     out: dict[str, list[Any]] = {"update": []}
+    s.batch_log.append(("products", [i.get("id") if isinstance(i, dict) else None for i in data.get("update") or []]))
     for item in data.get("update") or []:
         product = s.products.get(int(item.get("id") or 0)) if isinstance(item, dict) else None
         if product is None:

@@ -58,6 +58,7 @@ class SandboxStore:
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any]] = {}
         self.calls: Counter[str] = Counter()
+        self.batch_log: list[tuple[str, list[Any]]] = []  # (resource, ids in `update`) of every batch request accepted
         self.deliveries: list[dict[str, Any]] = []
         self.pending: dict[tuple[int, int], tuple[str, int]] = {}  # (webhook, resource id) → (topic, resource id)
         self.lock = threading.RLock()

@@ -16,6 +16,7 @@ log = logging.getLogger("retention.woocommerce")
 TAGS_KEY = "tags"  # WooCommerce customers have no tags: ours live in one meta entry, `<prefix>tags`
 ENDPOINTS = {"customer": "customers", "product": "products"}
 _KEY_RE = re.compile(r"^[a-z0-9_]+$")
+GONE_CODES = {"woocommerce_rest_invalid_id", "woocommerce_rest_product_invalid_id"}  # batch item: no such id
 
 
 def meta_key(prefix: str, key: str) -> str:
@@ -31,7 +32,8 @@ def meta_entries(change: OwnerChange, prefix: str, current_tags: Sequence[str]) 
     entries: list[dict[str, Any]] = []
     if change.add_tags or change.remove_tags:
         tags = (set(current_tags) - set(change.remove_tags)) | set(change.add_tags)
-        entries.append({"key": meta_key(prefix, TAGS_KEY), "value": ",".join(sorted(tags))})
+        # No tag of ours left: delete the entry rather than leave an empty one behind.
+        entries.append({"key": meta_key(prefix, TAGS_KEY), "value": ",".join(sorted(tags)) or None})
     entries.extend({"key": meta_key(prefix, m.key), "value": m.value} for m in change.set_metafields)
     entries.extend({"key": meta_key(prefix, key), "value": None} for key in change.delete_metafields)
     return entries
@@ -114,7 +116,12 @@ async def _send(client: WooClient, endpoint: str, items: list[tuple[OwnerChange,
                 result.failed.append((change, "missing from the batch response"))
             elif "error" in item:
                 error = item["error"] if isinstance(item["error"], Mapping) else {}
-                result.failed.append((change, f"{error.get('code')}: {error.get('message')}"))
+                if str(error.get("code")) in GONE_CODES and not change.add_tags and not change.set_metafields:
+                    # Clearing a customer (product) deleted from the store: nothing of ours is left there. As a
+                    # failure it would stay in the write state and be sent and refused again on every run.
+                    result.accepted.append(change)
+                else:
+                    result.failed.append((change, f"{error.get('code')}: {error.get('message')}"))
             elif not _applied(body["meta_data"], item):
                 result.failed.append((change, "meta not applied as sent"))
             else:

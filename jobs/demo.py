@@ -1,0 +1,321 @@
+"""`make demo`: a seeded Shopify sandbox store installs the app, backfills, gets segmented, scored and written back."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from adapters.shopify import documents
+from adapters.shopify.connect import http_client, open_client
+from connector import database, shops
+from connector.config import Settings, load_settings
+from connector.db import (CustomerInsightRow, CustomerRow, InboxRow, OrderRow, ProductRow, ShopInsightRow, ShopRow,
+                          WriteStateRow)
+from connector.model import InstallState
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOP = "demo-store.myshopify.com"
+# Demo-only secret shared by the sandbox (which signs webhooks and OAuth with it) and the app.
+DEMO_SECRET = "demo-app-secret"
+FAST = {"inbox_sweep_seconds": 2, "inbox_pending_delay_seconds": 2, "recompute_debounce_seconds": 3}
+
+
+def free_port(preferred: int = 0) -> int:
+    """`preferred` when it is free, else any free loopback port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
+def demo_config(data_dir: Path, app_port: int) -> Path:
+    """app.toml with the demo's data directory, port and second-scale schedules."""
+    text = (ROOT / "app.toml").read_text(encoding="utf-8")
+    url = f"http://127.0.0.1:{app_port}"
+    replacements = {
+        r'^application_url = ".*"': f'application_url = "{url}"',
+        r"^redirect_urls = \[.*\]": f'redirect_urls = ["{url}/shopify/callback"]',
+        r'^data_dir = "[^"]*"': f'data_dir = "{data_dir}"',
+        r"^port = \d+": f"port = {app_port}",
+        r'^mode = "[a-z]+"': 'mode = "development"',
+        **{rf"^{key} = \d+": f"{key} = {value}" for key, value in FAST.items()},
+    }
+    for pattern, value in replacements.items():
+        text, count = re.subn(pattern, value, text, count=1, flags=re.M)
+        if count != 1:
+            raise RuntimeError(f"app.toml: cannot set {pattern!r}")
+    path = data_dir / "app.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class Processes:
+    """The sandbox store, `retention serve` and `retention worker`, stopped with SIGTERM like an operator would."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir, self.env = data_dir, env
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.data_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        self.running[name] = proc
+        return proc
+
+    def check(self) -> None:
+        for name, proc in self.running.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.data_dir / (name + '.log')}")
+
+    def stop(self) -> dict[str, int | None]:
+        codes: dict[str, int | None] = {}
+        for name, proc in reversed(list(self.running.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                codes[name] = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = proc.wait()
+        self.running.clear()
+        return codes
+
+
+def wait_http(url: str, procs: Processes, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check()
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+async def until(what: str, check: Callable[[], Awaitable[Any]], procs: Processes, timeout: float = 300) -> Any:
+    """Poll `check` until it returns something truthy; the processes must stay up meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check()
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def install(app_url: str) -> None:
+    """The merchant's click: install URL → the store's consent screen (approved) → our OAuth callback."""
+    with httpx.Client(timeout=30) as http:
+        start = http.get(f"{app_url}/shopify/install", params={"shop": SHOP})
+        if start.status_code != 302:
+            raise RuntimeError(f"install answered {start.status_code}: {start.text[:200]}")
+        approved = http.get(start.headers["location"])
+        callback = approved.headers.get("location", "")
+        if approved.status_code != 302 or "/shopify/callback" not in callback:
+            raise RuntimeError(f"authorize answered {approved.status_code}: {approved.text[:200]}")
+        parts = urlsplit(callback)
+        done = http.get(f"{app_url}{parts.path}?{parts.query}")
+        if done.status_code not in (200, 302):
+            raise RuntimeError(f"callback answered {done.status_code}: {done.text[:200]}")
+
+
+async def shop_row() -> ShopRow | None:
+    return await ShopRow.get_or_none(domain=SHOP)
+
+
+async def insight(shop_id: int, name: str) -> dict[str, Any]:
+    row = await ShopInsightRow.get_or_none(shop_id=shop_id, name=name)
+    if row is None:
+        return {}
+    return row.data if isinstance(row.data, dict) else json.loads(row.data)
+
+
+async def quiet(shop_id: int, settle: float = 6.0) -> bool:
+    """Nothing pending in the inbox, the write state unchanged for `settle` seconds, and a recompute since the writes."""
+    if await InboxRow.filter(shop_id=shop_id, status="pending").exists():
+        return False
+    before = await WriteStateRow.filter(shop_id=shop_id).count()
+    stamp = (await ShopInsightRow.get_or_none(shop_id=shop_id, name="kpis"))
+    await asyncio.sleep(settle)
+    after = await WriteStateRow.filter(shop_id=shop_id).count()
+    again = await ShopInsightRow.get_or_none(shop_id=shop_id, name="kpis")
+    pending = await InboxRow.filter(shop_id=shop_id, status="pending").exists()
+    return bool(before and before == after and not pending and stamp and again
+                and stamp.computed_at == again.computed_at)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 10 else f"{value:,.2f}"
+    return str(value)
+
+
+async def report(settings: Settings, shop_id: int, seeded: str, seconds: dict[str, float]) -> None:
+    """What the merchant now has: the numbers and, read back from the store itself, the tags and metafields."""
+    section(f"Backfill done in {seconds['backfill']:.1f} s (bulk operations, JSONL streamed)")
+    print(f"store: {seeded}")
+    print(f"ours:  {await CustomerRow.filter(shop_id=shop_id, is_guest=False).count()} customers, "
+          f"{await OrderRow.filter(shop_id=shop_id).count()} orders, {await ProductRow.filter(shop_id=shop_id).count()} "
+          f"products in {settings.database_url.split('://')[0]}")
+
+    model, kpis = await insight(shop_id, "model"), await insight(shop_id, "kpis")
+    section(f"Analytics (as of {model.get('as_of')}; model: {model.get('model')})")
+    if model.get("bgnbd"):
+        b, g = model["bgnbd"], model.get("gamma_gamma") or {}
+        print("BG/NBD  " + "  ".join(f"{k}={fmt(b[k])}" for k in ("r", "alpha", "a", "b")))
+        print("Gamma-Gamma  " + "  ".join(f"{k}={fmt(g.get(k))}" for k in ("p", "q", "gamma")))
+    for name, value in (kpis.get("kpis") or {}).items():
+        if not isinstance(value, (dict, list)):
+            print(f"  {name:<34} {fmt(value)}")
+    print("segments:")
+    for name, count in sorted((kpis.get("segments") or {}).items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<34} {count:>6}")
+
+    section("Recommendations (three customers, with the reason for each pick)")
+    shown = 0
+    for row in await CustomerInsightRow.filter(shop_id=shop_id).order_by("customer_id").limit(1000):
+        data = row.data if isinstance(row.data, dict) else json.loads(row.data)
+        recs = data.get("recommendations") or []
+        # Show customers whose picks have several kinds of reason (bought together, upgrade, reorder, trending).
+        if len({r["reason"] for r in recs[:4]}) >= 3 and shown < 3:
+            shown += 1
+            picks = ", ".join(f"{r['product_id']} ({r['reason']}" + (f" {r['because_of']})" if r.get("because_of")
+                                                                     else ")") for r in recs[:4])
+            print(f"  customer {row.customer_id}: {picks}")
+
+    section(f"Write-back to the store ({seconds['writeback']:.1f} s after the backfill)")
+    written = await WriteStateRow.filter(shop_id=shop_id, owner_kind="customer").count()
+    products = await WriteStateRow.filter(shop_id=shop_id, owner_kind="product").count()
+    print(f"{written} customers and {products} products carry our tags/metafields (what the store accepted)")
+    row = await ShopRow.get(id=shop_id)
+    conn = await shops.connection(settings, row)
+    async with http_client() as http:
+        client = open_client(conn, http)
+        data = await client.execute(documents.load("demo_customers"),
+                                    {"first": 60, "namespace": settings.writeback.metafield_namespace})
+        print("read back from the store over GraphQL:")
+        count = 0
+        for node in data["customers"]["nodes"]:
+            ours = [t for t in node["tags"] if t.startswith(settings.writeback.tag_prefix)]
+            if not ours or count >= 4:
+                continue
+            count += 1
+            value = lambda key: (node.get(key) or {}).get("value")  # noqa: E731
+            refs = json.loads(value("crossSell") or "[]")
+            print(f"  {node['displayName']:<22} tags={ours} rfm_group={value('rfmGroup')} clv={value('predictedClv')} "
+                  f"p_alive={value('pAlive')} next_order={value('nextOrder')} cross_sell={len(refs)} products")
+        print(f"client usage: {client.usage.calls} call(s), {client.usage.cost:.0f} cost points")
+    echoes = await InboxRow.filter(shop_id=shop_id, topic__in=["customers/update", "customer.tags_added"]).count()
+    last = await insight(shop_id, "last_run")
+    print(f"our writes came back as {echoes} customers/update + customer.tags_added webhooks; the recompute they "
+          f"triggered planned {last.get('planned')} change(s) and wrote {last.get('accepted')}")
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    if data_dir.exists():
+        shutil.rmtree(data_dir)  # a fresh store and database every run
+    data_dir.mkdir(parents=True)
+    app_port, store_port = free_port(args.port), free_port()
+    config = demo_config(data_dir, app_port)
+    store_url, app_url = f"http://127.0.0.1:{store_port}", f"http://127.0.0.1:{app_port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "RETENTION_MODE")}
+    env.update(RETENTION_CONFIG=str(config), RETENTION_DATA_DIR=str(data_dir), SHOPIFY_API_SECRET=DEMO_SECRET,
+               RETENTION_SHOPIFY_SANDBOX_URL=store_url, PYTHONUNBUFFERED="1")
+    os.environ.update({k: env[k] for k in ("RETENTION_CONFIG", "RETENTION_DATA_DIR", "SHOPIFY_API_SECRET",
+                                           "RETENTION_SHOPIFY_SANDBOX_URL")})
+    for key in ("DATABASE_URL", "REDIS_URL", "RETENTION_MODE"):
+        os.environ.pop(key, None)
+    settings = load_settings(config)
+    procs = Processes(data_dir, env)
+    started = time.monotonic()
+    try:
+        section(f"Starting a Shopify sandbox store ({args.customers} customers, a year of orders) and the app")
+        subprocess.run([sys.executable, "-m", "jobs.cli", "migrate", "--config", str(config)], cwd=ROOT, env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        procs.start("sandbox", ["adapters.shopify.sandbox", "--port", str(store_port), "--shop", SHOP,
+                                "--seed-customers", str(args.customers), "--seed-products", str(args.products),
+                                "--seed", "7", "--client-id", settings.client_id,
+                                "--maximum-available", "20000", "--restore-rate", "1000"])
+        procs.start("serve", ["jobs.cli", "serve", "--config", str(config)])
+        procs.start("worker", ["jobs.cli", "worker", "--config", str(config)])
+        wait_http(f"{app_url}/health", procs)
+        wait_http(f"{store_url}/", procs)
+        seeded = next((line.split(": ", 1)[1].split(" on http")[0]
+                       for line in (data_dir / "sandbox.log").read_text().splitlines() if line.startswith("sandbox ")),
+                      "?")
+        print(f"store {SHOP} at {store_url}: {seeded}")
+        print(f"app at {app_url} (SQLite in {data_dir}, embedded Redis); health: "
+              f"{httpx.get(app_url + '/health').json()}")
+
+        section("Install from the store admin: /shopify/install → consent → /shopify/callback")
+        install(app_url)
+        await database.connect(settings)
+        row = await until("the shop to be stored", shop_row, procs)
+        print(f"shop {row.domain} stored (token encrypted at rest: {not row.credentials.startswith('{')}); "
+              "the worker registers webhooks and metafield definitions, then backfills")
+        t0 = time.monotonic()
+        await until("the install job", lambda: ShopRow.filter(id=row.id, state=InstallState.ACTIVE.value).exists(),
+                    procs)
+        await until("the backfill", lambda: _synced(row.id), procs)
+        backfill = time.monotonic() - t0
+        await until("the first recompute and write-back", lambda: WriteStateRow.filter(shop_id=row.id).exists(), procs)
+        writeback = time.monotonic() - t0 - backfill
+        await until("the echo of our writes to settle", lambda: quiet(row.id), procs)
+        await report(settings, row.id, seeded, {"backfill": backfill, "writeback": writeback})
+    except Exception as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        for name in procs.running:
+            tail = (data_dir / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+            print(f"--- {name}.log (last lines)\n" + "\n".join(tail), file=sys.stderr)
+        return 1
+    finally:
+        await database.close()
+        codes = procs.stop()
+    section(f"Stopped cleanly (exit codes {codes}) after {time.monotonic() - started:.1f} s")
+    print(f"logs and the SQLite database are in {data_dir}; production: README.md, `retention serve` / `retention worker`")
+    return 0 if all(code == 0 for name, code in codes.items() if name != "sandbox") else 1
+
+
+async def _synced(shop_id: int) -> bool:
+    row = await ShopRow.get(id=shop_id)
+    return all(row.cursors.get(f"sync:{kind}") for kind in ("customers", "orders", "products"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=1500)
+    parser.add_argument("--products", type=int, default=60)
+    parser.add_argument("--port", type=int, default=8000, help="the app's port (another free one if taken)")
+    parser.add_argument("--data-dir", default=str(ROOT / ".retention" / "demo"))
+    return asyncio.run(main_async(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
