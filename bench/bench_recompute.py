@@ -81,12 +81,12 @@ async def insert(shop_id: int, data: dict[str, Any], n: int) -> None:
     for s in range(0, n, CHUNK):
         await conn.execute_many(customer_sql, [(shop_id, str(1_000_000 + i), False) for i in range(s, min(n, s + CHUNK))])
     order_sql = sql(conn, "INSERT INTO orders (id, shop_id, platform_id, customer_id, currency, subtotal, total, "
-                          "discounts, refunded, cancelled, test, discount_codes, processed_at, updated_at) "
-                          "VALUES (?, ?, ?, ?, 'USD', ?, ?, 0, 0, ?, ?, '[]', ?, ?)")
+                          "discounts, refunded, cancelled, test, awaiting_payment, discount_codes, processed_at, "
+                          "updated_at) VALUES (?, ?, ?, ?, 'USD', ?, ?, 0, 0, ?, ?, ?, '[]', ?, ?)")
     owner, total = data["owner"], data["total"]
     for s in range(0, len(owner), CHUNK):
         rows = [(i + 1, shop_id, str(i + 1), str(1_000_000 + int(owner[i])), money(total[i]), money(total[i]),
-                 i % 200 == 0, False, at[i], now) for i in range(s, min(len(owner), s + CHUNK))]
+                 i % 200 == 0, False, False, at[i], now) for i in range(s, min(len(owner), s + CHUNK))]
         await conn.execute_many(order_sql, rows)
     line_sql = sql(conn, "INSERT INTO line_item (shop_id, order_id, platform_id, product_id, quantity, unit_price, "
                          "discount, is_gift_card) VALUES (?, ?, ?, ?, 1, ?, 0, ?)")

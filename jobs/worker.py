@@ -63,6 +63,8 @@ def build_worker(settings: Settings, handle: RedisHandle, *, own_database: bool 
         "on_shutdown": shutdown,
         "keep_result": 0,
         "max_jobs": 10,
+        # arq starts at most max_jobs jobs per poll: at its default 0.5 s poll a worker applies ~20 events/s.
+        "poll_delay": 0.05,
         # Also how long a job id stays "in progress" after its worker was killed (timeout + 10 s): a killed
         # recompute or sync blocks its shop's next one that long. A 1M-customer recompute takes ~2 min and a sync
         # stopped by the timeout resumes from its cursor at the next reconciliation.
