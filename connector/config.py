@@ -59,6 +59,8 @@ class Runtime:
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
+    worker_max_jobs: int = 10  # jobs one worker runs at once
+    worker_poll_seconds: float = 0.05  # how often a worker asks Redis for jobs (it takes up to max_jobs per poll)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Schedules:
     inbox_pending_delay_seconds: int = 30
     reconcile_minutes: int = 15
     recompute_debounce_seconds: int = 60
-    refit_hours: int = 24
+    refit_hours: int = 24  # a full write-back (everyone's drifted values, product lists) at least this often
     max_apply_tries: int = 8
 
 
@@ -243,6 +245,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
 def _check(settings: Settings) -> list[str]:
     """Cross-field checks that types alone cannot express."""
     problems: list[str] = []
+    if settings.runtime.worker_max_jobs < 1 or settings.runtime.worker_poll_seconds <= 0:
+        problems.append("runtime.worker_max_jobs and runtime.worker_poll_seconds: must be positive")
     if settings.runtime.mode not in ("development", "production"):
         problems.append(f"runtime.mode: must be 'development' or 'production', got {settings.runtime.mode!r}")
     if not settings.development:

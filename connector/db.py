@@ -58,6 +58,9 @@ class CustomerRow(Model):
     created_at = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)
+    # Our clock, not the platform's: when an apply last changed what we compute for this customer (orders,
+    # refunds, checkouts, deletion). A scoped recompute writes back only customers changed since its last plan.
+    changed_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "customer"

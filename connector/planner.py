@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -206,10 +206,10 @@ def _owner_change(key: OwnerKey, want: OwnerState, have: OwnerState, prefix: str
 
 
 def plan(desired: Mapping[OwnerKey, OwnerState], last_written: Mapping[OwnerKey, OwnerState], *,
-         managed_prefix: str) -> WritePlan:
-    """The changes that bring every owner from what we last wrote to what we want; nothing changed, no change."""
+         managed_prefix: str, owners: AbstractSet[OwnerKey] | None = None) -> WritePlan:
+    """The changes that bring every owner (or only `owners`) from what we last wrote to what we want."""
     changes: list[OwnerChange] = []
-    for key in sorted(set(desired) | set(last_written)):
+    for key in sorted(set(desired) | set(last_written) if owners is None else owners):
         want, have = desired.get(key, EMPTY), last_written.get(key, EMPTY)
         if want == have:
             continue  # the common case on a rerun: one C-level comparison instead of a diff

@@ -96,13 +96,19 @@ async def get_cursor(shop_id: int, name: str) -> str | None:
 
 async def set_cursor(shop_id: int, name: str, value: str | None) -> None:
     """Store a named sync cursor (None removes it)."""
+    await set_cursors(shop_id, {name: value})
+
+
+async def set_cursors(shop_id: int, values: Mapping[str, str | None]) -> None:
+    """Store several named cursors in one transaction (None removes one)."""
     async with in_transaction():
         row = await ShopRow.select_for_update().get(id=shop_id)
         cursors = dict(row.cursors)
-        if value is None:
-            cursors.pop(name, None)
-        else:
-            cursors[name] = value
+        for name, value in values.items():
+            if value is None:
+                cursors.pop(name, None)
+            else:
+                cursors[name] = value
         row.cursors = cursors
         await row.save(update_fields=["cursors", "modified"])
 

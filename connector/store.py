@@ -30,6 +30,7 @@ from connector.errors import Retryable
 from connector.shops import set_cursor, set_state, utcnow
 
 log = logging.getLogger(__name__)
+MARK_BATCH = 500  # customer ids per IN (...) list when marking them changed
 
 TABLES: dict[m.Kind, type[Model]] = {
     m.Kind.CUSTOMER: CustomerRow,
@@ -44,7 +45,7 @@ TABLES: dict[m.Kind, type[Model]] = {
 class Applied:
     """What an apply changed: used to schedule recomputes and to stop work on uninstall."""
 
-    customers: set[str] = dataclasses.field(default_factory=set)
+    customers: set[str] = dataclasses.field(default_factory=set)  # whose computed facts may change: marked changed
     changed: int = 0
     skipped_stale: int = 0
     uninstalled: bool = False
@@ -88,6 +89,10 @@ async def _upsert_customer(shop_id: int, c: m.Customer, out: Applied) -> None:
         out.skipped_stale += 1
         return
     fields = _customer_fields(c)
+    # Only a new or revived customer changes what we compute: name, marketing consent or tags do not, and the
+    # customers/update echo of our own tag writes must not pull its customer into the next write plan.
+    if row is None or row.deleted_at is not None:
+        out.customers.add(c.platform_id)
     if row is None:
         row = await CustomerRow.create(shop_id=shop_id, platform_id=c.platform_id, deleted_at=None, **fields)
     else:
@@ -96,7 +101,6 @@ async def _upsert_customer(shop_id: int, c: m.Customer, out: Applied) -> None:
         row.deleted_at = None
         await row.save()
     out.changed += 1
-    out.customers.add(c.platform_id)
     if not c.is_guest and row.email:
         await _merge_guest(shop_id, row, out)
     elif c.is_guest and row.email and row.merged_into is None:
@@ -114,7 +118,7 @@ async def _merge_guest(shop_id: int, registered: CustomerRow, out: Applied) -> N
         merged_into=registered.platform_id
     )
     if moved or merged:
-        out.customers.add(gid)
+        out.customers |= {gid, registered.platform_id}
 
 
 async def _owner_of(shop_id: int, order: m.Order) -> str | None:
@@ -261,6 +265,9 @@ async def _delete(shop_id: int, d: m.Delete, out: Applied) -> None:
     await table.filter(id=row.id).update(deleted_at=at)
     out.changed += 1
     owner = d.platform_id if d.kind is m.Kind.CUSTOMER else getattr(row, "customer_id", None)
+    if d.kind is m.Kind.REFUND:
+        order = await OrderRow.get_or_none(shop_id=shop_id, platform_id=row.order_id)
+        owner = order.customer_id if order is not None else None
     if owner:
         out.customers.add(owner)
 
@@ -285,6 +292,11 @@ async def _redact_customer(shop_id: int, r: m.RedactCustomer, out: Applied) -> N
         ids |= set(await CustomerRow.filter(shop_id=shop_id, email=email).values_list("platform_id", flat=True))
         ids.add(m.guest_id(r.email))
     orders = set(r.order_ids)
+    owners = await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).values_list("customer_id", flat=True)
+    touched = ids | {str(o) for o in owners if o}
+    # Only rows we already hold are marked: a redaction must not create a row keyed by a guest's email.
+    out.customers |= set(await CustomerRow.filter(shop_id=shop_id, platform_id__in=touched).values_list(
+        "platform_id", flat=True))
     if orders:
         await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).delete()
         await RefundRow.filter(shop_id=shop_id, order_id__in=orders).delete()
@@ -351,8 +363,25 @@ async def _apply_one(shop_id: int, change: m.Change, out: Applied) -> None:
         await set_cursor(shop_id, f"bulk:{change.operation_id}", change.status)
 
 
+async def _mark_changed(shop_id: int, customers: set[str]) -> None:
+    """Stamp changed_at on the customers an apply changed; the next scoped recompute writes back just these."""
+    now = utcnow()
+    ids = sorted(customers)
+    for start in range(0, len(ids), MARK_BATCH):
+        chunk = ids[start:start + MARK_BATCH]
+        rows = CustomerRow.filter(shop_id=shop_id, platform_id__in=chunk)
+        known = set(await rows.values_list("platform_id", flat=True))
+        await rows.update(changed_at=now)
+        # An order can arrive before its customer: a bare row carries the mark until the customer's own data does
+        # (updated_at None, so that data is never stale). Guests are never written to: no bare row for them.
+        bare = [CustomerRow(shop_id=shop_id, platform_id=cid, updated_at=None, changed_at=now)
+                for cid in chunk if cid not in known and not cid.startswith("guest:")]
+        if bare:
+            await CustomerRow.bulk_create(bare)
+
+
 async def apply_changes(shop_id: int, changes: Iterable[m.Change]) -> Applied:
-    """Apply changes in one transaction; a unique-key race with another worker is a Retryable."""
+    """Apply changes in one transaction, the changed customers marked last; a unique-key race is a Retryable."""
     out = Applied()
     try:
         async with in_transaction():
@@ -360,6 +389,10 @@ async def apply_changes(shop_id: int, changes: Iterable[m.Change]) -> Applied:
                 await _apply_one(shop_id, change, out)
                 if out.erased:
                     break
+            if out.customers and not out.erased:
+                # Last, so the stamp is as close to the commit as it can be: a recompute whose load starts between
+                # the two misses the change (its mark is older than the run) until the next full refit.
+                await _mark_changed(shop_id, out.customers)
     except IntegrityError as exc:
         raise Retryable(f"concurrent write: {exc}") from exc
     except OperationalError as exc:  # "database is locked", a dropped connection: try again later

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from tortoise.transactions import in_transaction
 from adapters import get_adapter
 from connector import planner, shops
 from connector.config import Settings
-from connector.db import ShopInsightRow, ShopRow
+from connector.db import CustomerRow, ShopInsightRow, ShopRow
 from connector.model import InstallState
 from connector.planner import CustomerFacts, OwnerKey, OwnerState
 from connector.writeback import WritePlan, WriteResult
@@ -30,6 +32,13 @@ from jobs.recommend import fit, recommend, related_products
 
 log = logging.getLogger("retention.recompute")
 BATCH = 20_000  # rows per executemany: bounds the memory of one statement's parameters
+
+# Shop cursors. Population models (BG/NBD, Gamma-Gamma, RFM ranks, top-% segments, co-occurrence) are refit on every
+# run, so a few new orders nudge almost everyone's values. Writing that drift on every run would touch every owner:
+# a scoped run writes only the customers whose data changed, and a full run (every refit_hours) writes the drift.
+FULL_REFIT_AT = "full_refit_at"  # when the last full run planned every owner
+PLAN_SETTINGS = "plan_settings"  # digest of the settings that full run planned with
+PLANNED_THROUGH = "planned_through"  # customers changed after this time are not written yet
 
 
 @dataclass(frozen=True)
@@ -73,9 +82,11 @@ def _segment_lists(segments: pd.DataFrame) -> list[list[str]]:
     return [names[cols[bounds[i]:bounds[i + 1]]].tolist() for i in range(len(segments))]
 
 
-def customer_facts(computed: Computed) -> dict[str, CustomerFacts]:
-    """The planner's input per customer."""
+def customer_facts(computed: Computed, only: AbstractSet[str] | None = None) -> dict[str, CustomerFacts]:
+    """The planner's input per customer (every customer, or only those in `only`)."""
     customers = computed.analysis.customers
+    if only is not None:
+        customers = customers.loc[customers.index.astype(str).isin(list(only))]
     segments = _segment_lists(computed.analysis.segments.reindex(customers.index, fill_value=False))
     rfm = customers["rfm_score"] if "rfm_score" in customers else pd.Series(np.nan, index=customers.index)
     rfm_text = [None if pd.isna(v) else str(int(v)) for v in pd.to_numeric(rfm, errors="coerce")]
@@ -165,12 +176,36 @@ async def save_written(shop_id: int, before: dict[OwnerKey, OwnerState], after: 
     return len(rows) + len(gone)
 
 
-def desired(settings: Settings, platform: str, computed: Computed) -> dict[OwnerKey, OwnerState]:
-    """The state we want on every owner of the shop."""
+def desired(settings: Settings, platform: str, computed: Computed,
+            customers: AbstractSet[str] | None = None) -> dict[OwnerKey, OwnerState]:
+    """The state we want on every owner of the shop, or on just these customers (no products then)."""
     wb = settings.writeback
-    return planner.desired_state(platform, customer_facts(computed), computed.related, prefix=wb.tag_prefix,
+    related = computed.related if customers is None else {}
+    return planner.desired_state(platform, customer_facts(computed, customers), related, prefix=wb.tag_prefix,
                                  max_tags=wb.max_tags, recommendations=wb.recommendations_per_customer,
                                  related_per_product=wb.related_per_product)
+
+
+def plan_settings(settings: Settings) -> str:
+    """A digest of the settings that shape what every owner should carry (write-back on or off is not one)."""
+    wb = settings.writeback
+    shape = (settings.analytics, settings.recommendations, wb.tag_prefix, wb.max_tags,
+             wb.recommendations_per_customer, wb.related_per_product)
+    return hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
+
+
+def full_refit_due(cursors: Mapping[str, Any], settings: Settings, now: datetime) -> bool:
+    """A full run is due when none was recorded, the last is refit_hours old, or the settings changed since."""
+    last = cursors.get(FULL_REFIT_AT)
+    if last is None or cursors.get(PLAN_SETTINGS) != plan_settings(settings):
+        return True
+    return now - datetime.fromisoformat(str(last)) >= timedelta(hours=settings.schedules.refit_hours)
+
+
+async def changed_since(shop_id: int, since: datetime) -> set[str]:
+    """Customers whose data an apply changed after `since`, deleted ones included (their tags must be cleared)."""
+    ids = await CustomerRow.filter(shop_id=shop_id, changed_at__gt=since).values_list("platform_id", flat=True)
+    return {str(i) for i in ids}
 
 
 async def write_back(settings: Settings, row: ShopRow, plan: WritePlan) -> WriteResult | None:
@@ -187,26 +222,46 @@ async def write_back(settings: Settings, row: ShopRow, plan: WritePlan) -> Write
         return None
 
 
-async def recompute(settings: Settings, shop_id: int, as_of: datetime) -> dict[str, Any]:
-    """Load → analyse → save insights → plan → write (active shops only) → record what was accepted."""
+async def recompute(settings: Settings, shop_id: int, as_of: datetime, *, full: bool = False) -> dict[str, Any]:
+    """Load → analyse → save insights → plan (full or scoped) → write (active shops only) → record what was accepted.
+
+    Insights are saved for everyone on every run; only the write plan is scoped. A full run (forced, first, settings
+    changed, or refit_hours after the last) plans every owner and so also retries earlier failed writes.
+    """
     started = time.perf_counter()
     row = await ShopRow.get_or_none(id=shop_id)
     if row is None:
         return {"status": "gone"}
     if row.state == InstallState.UNINSTALLED.value:
         return {"status": "uninstalled"}  # uninstalling stops all work, writes first of all
+    # Taken before the load, so a change stamped later is in the next run's scope. A change stamped before it but
+    # committed during the load may be missed by both runs: the next full refit writes it.
+    through = shops.utcnow()
+    planned_through = row.cursors.get(PLANNED_THROUGH)
+    full = full or planned_through is None or full_refit_due(row.cursors, settings, through)
+    scope = None if full else await changed_since(shop_id, datetime.fromisoformat(str(planned_through)))
     with _without_cyclic_gc():
-        summary, plan, written = await _analyse_and_plan(settings, row, as_of, started)
+        summary, plan, written = await _analyse_and_plan(settings, row, as_of, started, scope)
     # Read the shop again: an uninstall that arrived during the computation must stop the write.
-    current = await ShopRow.get_or_none(id=shop_id) if len(plan) and settings.writeback.enabled else None
-    if current is not None and current.state == InstallState.ACTIVE.value:
+    current = await ShopRow.get_or_none(id=shop_id)
+    sent = settings.writeback.enabled and current is not None and current.state == InstallState.ACTIVE.value
+    if sent and current is not None and len(plan):
         result = await write_back(settings, current, plan)
+        sent = result is not None
         if result is not None:
             after = planner.record(written, result.accepted)
             await save_written(shop_id, written, after, datetime.now(timezone.utc))
             summary.update(accepted=len(result.accepted), failed=len(result.failed))
             for change, reason in result.failed[:5]:
                 log.warning("shop %s: %s %s not written: %s", shop_id, change.owner_kind, change.owner_id, reason)
+    if current is not None:
+        # The mark moves only when the plan reached the platform (or was empty): with write-back off, a shop not
+        # active or an adapter that cannot write, the changes stay in scope and are written once writing is possible.
+        cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent else {}
+        if full:
+            cursors.update({FULL_REFIT_AT: through.isoformat(), PLAN_SETTINGS: plan_settings(settings)})
+        if cursors:
+            await shops.set_cursors(shop_id, cursors)
     summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
     # What the last run planned and the platform accepted, for the admin and for operators.
     await ShopInsightRow.update_or_create(defaults={"data": summary, "computed_at": datetime.now(timezone.utc)},
@@ -226,8 +281,9 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime,
-                            started: float) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState]]:
+async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, started: float,
+                            scope: set[str] | None) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState]]:
+    """Scope None: plan every owner. Otherwise only these customers, gone ones included, and no product."""
     shop_id = row.id
     frames = await load_shop(shop_id)
     loaded = time.perf_counter()
@@ -236,10 +292,14 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime,
     saved = await save_insights(shop_id, computed, datetime.now(timezone.utc))
     saved_at = time.perf_counter()
     written = await load_written(shop_id)
-    plan = planner.plan(desired(settings, row.platform, computed), written, managed_prefix=settings.writeback.tag_prefix)
+    want = desired(settings, row.platform, computed, scope)
+    owners = None if scope is None else {("customer", cid) for cid in scope}
+    plan = planner.plan(want, written, managed_prefix=settings.writeback.tag_prefix, owners=owners)
     summary: dict[str, Any] = {
         "status": "ok", "model": computed.analysis.model, "orders": int(frames.orders["valid"].sum()),
-        "customers": saved, "planned": len(plan), "accepted": 0, "failed": 0,
+        "customers": saved, "run": "full" if scope is None else "scoped",
+        "scope": len(set(want) | set(written)) if owners is None else len(owners),
+        "planned": len(plan), "accepted": 0, "failed": 0,
         "segments": {name: int(computed.analysis.segments[name].sum()) for name in computed.analysis.segments.columns},
         "seconds": {"load": round(loaded - started, 3), "compute": round(computed_at - loaded, 3),
                     "save": round(saved_at - computed_at, 3), "plan": round(time.perf_counter() - saved_at, 3)},
@@ -264,3 +324,15 @@ async def recompute_shop(ctx: dict[str, Any], shop_id: int) -> dict[str, Any]:
             raise Retry(defer=delay)
         summary["requeued"] = True
     return summary
+
+
+async def refit_due(ctx: dict[str, Any]) -> int:
+    """Cron: queue a recompute of every active shop whose full refit is due (it runs full, writing the drift)."""
+    services = ctx["services"]
+    now = shops.utcnow()
+    due = [row.id for row in await ShopRow.filter(state=InstallState.ACTIVE.value).only("id", "cursors")
+           if full_refit_due(row.cursors, services.settings, now)]
+    for shop_id in due:
+        # The debounced job's id: a recompute already queued for the shop is that one, and it runs full.
+        await services.enqueue("recompute_shop", shop_id, job_id=f"recompute:{shop_id}")
+    return len(due)

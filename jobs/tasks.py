@@ -141,4 +141,4 @@ async def reconcile_all(ctx: dict[str, Any]) -> int:
         await services.enqueue("sync_shop", shop_id, job_id=f"sync:{shop_id}")
     return len(ids)
 
-from jobs.recompute import recompute_shop  # noqa: E402,F401
+from jobs.recompute import recompute_shop, refit_due  # noqa: E402,F401

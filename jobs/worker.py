@@ -26,17 +26,19 @@ def _every(seconds: int) -> dict[str, Any]:
 
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
-    """The periodic work: inbox sweep, reconciliation of every shop."""
+    """The periodic work: inbox sweep, reconciliation of every shop, full refits that are due."""
     sched = settings.schedules
     return [
         cron(tasks.sweep_inbox, run_at_startup=True, **_every(sched.inbox_sweep_seconds)),
         cron(tasks.reconcile_all, **_every(sched.reconcile_minutes * 60)),
+        cron(tasks.refit_due, minute={17}, second={0}),  # hourly, away from the quarter-hour reconciliation
     ]
 
 
 def functions() -> list[Any]:
     """Every task the worker runs; job ids deduplicate only while queued or running (keep_result=0)."""
-    names = ["apply_event", "install_shop", "sync_shop", "recompute_shop", "sweep_inbox", "reconcile_all"]
+    names = ["apply_event", "install_shop", "sync_shop", "recompute_shop", "sweep_inbox", "reconcile_all",
+             "refit_due"]
     return [func(getattr(tasks, name), name=name, keep_result=0, max_tries=20) for name in names if hasattr(tasks, name)]
 
 
@@ -62,9 +64,9 @@ def build_worker(settings: Settings, handle: RedisHandle, *, own_database: bool 
         "on_startup": startup,
         "on_shutdown": shutdown,
         "keep_result": 0,
-        "max_jobs": 10,
+        "max_jobs": settings.runtime.worker_max_jobs,
         # arq starts at most max_jobs jobs per poll: at its default 0.5 s poll a worker applies ~20 events/s.
-        "poll_delay": 0.05,
+        "poll_delay": settings.runtime.worker_poll_seconds,
         # Also how long a job id stays "in progress" after its worker was killed (timeout + 10 s): a killed
         # recompute or sync blocks its shop's next one that long. A 1M-customer recompute takes ~2 min and a sync
         # stopped by the timeout resumes from its cursor at the next reconciliation.

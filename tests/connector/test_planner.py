@@ -84,6 +84,16 @@ def test_a_change_to_ten_of_two_thousand_customers_plans_exactly_those_ten() -> 
         assert change.add_tags == change.remove_tags == change.delete_metafields == ()
 
 
+def test_a_plan_for_some_owners_leaves_every_other_owner_alone() -> None:
+    written = record({}, plan(shop({str(i): facts(i) for i in range(20)}, {"10": ["11"]}), {},
+                              managed_prefix=PREFIX).changes)
+    moved = shop({str(i): facts(i, clv=900.0) for i in range(1, 21)}, {"10": ["12"]})  # "0" is gone, "20" is new
+    owners = {("customer", "0"), ("customer", "5"), ("customer", "20")}
+    result = plan(moved, written, managed_prefix=PREFIX, owners=owners)
+    assert {(c.owner_kind, c.owner_id) for c in result.changes} == owners
+    assert {c.owner_id for c in result.changes if c.remove_tags} == {"0"}  # the one gone is cleared
+
+
 def test_merchant_tags_without_our_prefix_are_never_removed() -> None:
     # The merchant tagged the customer "vip" by hand; our own "rt:vip" goes away, theirs is never ours to touch.
     written = {("customer", "1"): OwnerState(frozenset({"rt:vip", "vip"}), {})}

@@ -11,8 +11,8 @@ from connector.config import Settings
 from connector.db import CustomerRow, DataExportRow, LineItemRow, OAuthStateRow, OrderRow, ShopRow
 from connector.errors import AuthError, ConfigError
 from connector.model import (
-    Customer, DataRequest, Delete, InstallState, Kind, LineItem, Order, Platform, RedactCustomer, RedactShop,
-    TagsChanged, Upsert, guest_id,
+    Checkout, Customer, DataRequest, Delete, InstallState, Kind, LineItem, Order, Platform, RedactCustomer, RedactShop,
+    Refund, TagsChanged, Upsert, guest_id,
 )
 from connector.store import apply_changes
 
@@ -166,6 +166,35 @@ async def test_customer_redact_erases_personal_data_and_listed_orders(db: Settin
     assert (row.email, row.first_name, row.tags) == (None, None, [])
     assert not await OrderRow.exists(shop_id=shop_id, platform_id="o1")
     assert (await OrderRow.get(shop_id=shop_id, platform_id="o2")).email is None
+
+
+async def test_a_customer_is_marked_changed_by_what_we_compute_from_and_not_by_our_echoes(db: Settings) -> None:
+    shop_id = await new_shop(db)
+
+    async def mark(cid: str) -> datetime:
+        changed_at = (await CustomerRow.get(shop_id=shop_id, platform_id=cid)).changed_at
+        assert changed_at is not None
+        return changed_at
+
+    # An order ahead of its customer: a bare row carries the mark, and the customer's data still applies later.
+    await apply_changes(shop_id, [Upsert(order("o1", "c1", T0))])
+    first = await mark("c1")
+    await apply_changes(shop_id, [Upsert(Customer("c1", T0, email="c1@example.com", first_name="Cy"))])
+    assert (await CustomerRow.get(shop_id=shop_id, platform_id="c1")).first_name == "Cy"
+    # A new name, our own tags echoed back as an update and as tags_added: nothing we compute from.
+    await apply_changes(shop_id, [Upsert(Customer("c1", T0 + timedelta(hours=1), first_name="Cyd", tags=("rt:vip",))),
+                                  TagsChanged("c1", added=("rt:vip",))])
+    assert await mark("c1") == first
+    marks = [first]
+    for change in (Upsert(Refund("f1", "o1", Decimal("5.00"), T0)), Delete(Kind.REFUND, "f1", at=T0 + timedelta(hours=2)),
+                   Upsert(Checkout("k1", T0, T0, customer_id="c1")), Delete(Kind.CUSTOMER, "c1", at=T0 + timedelta(hours=3))):
+        await apply_changes(shop_id, [change])
+        marks.append(await mark("c1"))
+        assert marks[-1] > marks[-2], change
+    # A redaction marks the rows it erased and creates none: no row keyed by a guest's email comes back.
+    await apply_changes(shop_id, [RedactCustomer("c1", "c1@example.com", ("o1",))])
+    assert await mark("c1") > marks[-1]
+    assert not await CustomerRow.exists(shop_id=shop_id, platform_id=guest_id("c1@example.com"))
 
 
 async def test_install_states_are_single_use_expiring_and_bound_to_their_shop(db: Settings) -> None:

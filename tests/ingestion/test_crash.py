@@ -76,8 +76,12 @@ class Workers:
     """`retention worker` processes for one test: env as deployed, fast schedules; none outlives the test."""
 
     def __init__(self, settings: Settings, tmp_path: Path) -> None:
+        config = fast_config(tmp_path)
+        # arq's default poll (0.5 s): batches of 10 jobs twice a second leave time to see one in flight and kill it.
+        config.write_text(config.read_text().replace("worker_poll_seconds = 0.05", "worker_poll_seconds = 0.5"))
+        assert "worker_poll_seconds = 0.5" in config.read_text()
         self.env = env_for(settings.data_dir, DATABASE_URL=settings.database_url,
-                           REDIS_URL=settings.secrets.redis_url, RETENTION_CONFIG=str(fast_config(tmp_path)))
+                           REDIS_URL=settings.secrets.redis_url, RETENTION_CONFIG=str(config))
         self.log = tmp_path / "worker.log"
         self.procs: list[subprocess.Popen[bytes]] = []
 

@@ -15,13 +15,17 @@ from arq.connections import RedisSettings, create_pool
 from connector import database, planner, shops
 from connector import model as m
 from connector.config import Secrets, Settings
-from connector.db import CustomerInsightRow, ShopInsightRow, WriteStateRow
+from connector.db import CustomerInsightRow, ShopInsightRow, ShopRow, WriteStateRow
 from connector.model import InstallState
 from connector.runtime import RedisHandle
 from connector.services import Services
 from connector.writeback import WritePlan
 from jobs.frames import load_shop
-from jobs.recompute import compute, desired, load_written, recompute, recompute_shop, save_written
+from jobs.worker import cron_jobs, functions
+from jobs.recompute import (
+    FULL_REFIT_AT, PLANNED_THROUGH, compute, desired, load_written, plan_settings, recompute, recompute_shop, refit_due,
+    save_written,
+)
 from tests.jobs.shop_data import AS_OF, order, products, seed, shop_orders
 
 
@@ -250,3 +254,137 @@ async def test_a_customer_who_is_gone_is_cleared_on_the_platform_and_dropped_fro
     assert cleared[0].remove_tags and "rfm" in cleared[0].delete_metafields
     owners = await WriteStateRow.filter(shop_id=shop_id, owner_kind="customer").values_list("owner_id", flat=True)
     assert owners == ["c2"]
+
+
+async def in_step(settings: Settings, shop_id: int) -> None:
+    """The first full write as if the platform accepted all of it; the shop is then active and in step."""
+    computed = compute(await load_shop(shop_id), settings, AS_OF)
+    written = await load_written(shop_id)
+    first = planner.plan(desired(settings, "shopify", computed), written, managed_prefix="rt:")
+    await save_written(shop_id, written, planner.record(written, first.changes), datetime.now(timezone.utc))
+    await shops.set_state(shop_id, InstallState.ACTIVE)
+    # In step, the plan is empty: nothing goes to the platform, and the run records how far it planned.
+    summary = await recompute(settings, shop_id, AS_OF)
+    assert summary["run"] == "full" and summary["planned"] == 0
+    assert {FULL_REFIT_AT, PLANNED_THROUGH} <= set((await ShopRow.get(id=shop_id)).cursors)
+
+
+async def ten_buy_again_and_one_is_deleted(shop_id: int) -> set[str]:
+    """New orders for ten customers who carry our tags, the deletion of an eleventh: the customers changed."""
+    owners = sorted(await WriteStateRow.filter(shop_id=shop_id, owner_kind="customer").values_list("owner_id", flat=True))
+    chosen, gone = owners[:10], owners[10]
+    await seed(shop_id, [m.Upsert(order(f"again-{cid}", cid, AS_OF - timedelta(hours=6), [3, 15])) for cid in chosen]
+               + [m.Delete(m.Kind.CUSTOMER, gone, at=AS_OF)])
+    return {*chosen, gone}
+
+
+async def everyone_would_get(settings: Settings, shop_id: int) -> dict[str, set[str]]:
+    """The owners a plan of every owner would change now, by kind."""
+    computed = compute(await load_shop(shop_id), settings, AS_OF)
+    plan = planner.plan(desired(settings, "shopify", computed), await load_written(shop_id), managed_prefix="rt:")
+    out: dict[str, set[str]] = {"customer": set(), "product": set()}
+    for change in plan.changes:
+        out[change.owner_kind].add(change.owner_id)
+    return out
+
+
+async def test_a_scoped_run_plans_only_the_changed_customers_and_clears_a_deleted_one(settings: Settings) -> None:
+    shop_id = await new_shop(settings)
+    await seed(shop_id, products() + shop_orders(600, seed=8))
+    await in_step(settings, shop_id)
+    changed = await ten_buy_again_and_one_is_deleted(shop_id)
+    await shops.set_state(shop_id, InstallState.PENDING)  # plan, send nothing
+    drift = await everyone_would_get(settings, shop_id)
+    # Refit population models move almost everyone a little, and the bought-together lists too.
+    assert changed <= drift["customer"] and len(drift["customer"]) > 100 and drift["product"]
+
+    summary = await recompute(settings, shop_id, AS_OF)
+
+    assert (summary["run"], summary["scope"], summary["planned"]) == ("scoped", 11, 11)
+    assert summary["customers"] == 599 == await CustomerInsightRow.filter(shop_id=shop_id).count()  # all saved
+
+
+async def test_after_refit_hours_the_next_run_plans_the_drift_of_everyone_and_the_products(
+        settings: Settings) -> None:
+    shop_id = await new_shop(settings)
+    await seed(shop_id, products() + shop_orders(600, seed=8))
+    await in_step(settings, shop_id)
+    await ten_buy_again_and_one_is_deleted(shop_id)
+    await shops.set_state(shop_id, InstallState.PENDING)
+    assert (await recompute(settings, shop_id, AS_OF))["run"] == "scoped"
+    drift = await everyone_would_get(settings, shop_id)
+    assert len(drift["customer"]) > 100 and drift["product"]
+
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=settings.schedules.refit_hours, minutes=1)
+    await shops.set_cursor(shop_id, FULL_REFIT_AT, long_ago.isoformat())
+    summary = await recompute(settings, shop_id, AS_OF)
+
+    assert summary["run"] == "full" and summary["planned"] == len(drift["customer"]) + len(drift["product"])
+    assert datetime.fromisoformat(str(await shops.get_cursor(shop_id, FULL_REFIT_AT))) > long_ago
+    assert (await recompute(settings, shop_id, AS_OF))["run"] == "scoped"  # the next refit is refit_hours away
+
+
+async def test_a_settings_change_makes_the_next_run_full(settings: Settings) -> None:
+    shop_id = await new_shop(settings)
+    await seed(shop_id, products() + shop_orders(60, seed=5))
+    await in_step(settings, shop_id)
+    fewer = dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, max_tags=1))
+    switched_off = dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, enabled=False))
+
+    assert (await recompute(switched_off, shop_id, AS_OF))["run"] == "scoped"  # not a change of what owners carry
+    await shops.set_state(shop_id, InstallState.PENDING)
+    summary = await recompute(fewer, shop_id, AS_OF)
+
+    assert summary["run"] == "full" and summary["planned"] > 0
+    assert await shops.get_cursor(shop_id, "plan_settings") == plan_settings(fewer)
+
+
+async def test_with_write_back_off_the_changes_stay_planned_for_when_it_is_on(settings: Settings) -> None:
+    shop_id = await new_shop(settings)
+    await seed(shop_id, products() + shop_orders(600, seed=8))
+    await in_step(settings, shop_id)
+    through = await shops.get_cursor(shop_id, PLANNED_THROUGH)
+    recorded = await WriteStateRow.filter(shop_id=shop_id).count()
+    await ten_buy_again_and_one_is_deleted(shop_id)
+    off = dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, enabled=False))
+
+    first = await recompute(off, shop_id, AS_OF)
+    second = await recompute(off, shop_id, AS_OF + timedelta(hours=1))
+
+    assert (first["run"], first["planned"]) == (second["run"], second["planned"]) == ("scoped", 11)
+    assert await shops.get_cursor(shop_id, PLANNED_THROUGH) == through
+    assert await WriteStateRow.filter(shop_id=shop_id).count() == recorded  # the deleted one not cleared yet either
+
+
+async def test_the_refit_cron_queues_only_active_shops_whose_refit_is_due(settings: Settings, redis_url: str) -> None:
+    now = datetime.now(timezone.utc)
+    fresh = {FULL_REFIT_AT: (now - timedelta(hours=1)).isoformat(), "plan_settings": plan_settings(settings)}
+    stale = {**fresh, FULL_REFIT_AT: (now - timedelta(hours=settings.schedules.refit_hours + 1)).isoformat()}
+    other_settings = {**fresh, "plan_settings": "0123456789abcdef"}
+    shop_ids: dict[str, int] = {}
+    for name, state, cursors in [("never", InstallState.ACTIVE, None), ("fresh", InstallState.ACTIVE, fresh),
+                                 ("stale", InstallState.ACTIVE, stale), ("resettled", InstallState.ACTIVE, other_settings),
+                                 ("pending", InstallState.PENDING, stale), ("gone", InstallState.UNINSTALLED, stale)]:
+        shop_id = await new_shop(settings, InstallState.ACTIVE, domain=f"{name}.myshopify.com")
+        await shops.set_cursors(shop_id, cursors or {})
+        await shops.set_state(shop_id, state)
+        shop_ids[name] = shop_id
+    services = Services(settings=settings, redis=RedisHandle(RedisSettings.from_dsn(redis_url)))
+    queue = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        # A debounced recompute already waits for one of them: the refit is that same job, not a second one.
+        assert await services.enqueue("recompute_shop", shop_ids["stale"], job_id=f"recompute:{shop_ids['stale']}",
+                                      defer_by=60)
+
+        queued = await refit_due({"services": services})
+
+        assert queued == 3
+        jobs = await queue.queued_jobs()
+        assert sorted((j.function, j.job_id) for j in jobs) == sorted(
+            ("recompute_shop", f"recompute:{shop_ids[n]}") for n in ("never", "stale", "resettled"))
+        assert sorted(j.args for j in jobs) == sorted((shop_ids[n],) for n in ("never", "stale", "resettled"))
+    finally:
+        await queue.aclose()
+        await services.close()
+    [cron_job] = [c for c in cron_jobs(settings) if c.coroutine is refit_due]
+    assert cron_job.minute == {17} and "refit_due" in {f.name for f in functions()}  # hourly, and enqueueable
