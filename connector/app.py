@@ -14,12 +14,11 @@ from starlette.routing import BaseRoute, Route
 from adapters import available, get_adapter
 from connector import database, inbox
 from connector.config import Settings
-from connector.crypto import decrypt_json
 from connector.errors import AuthError
+from connector.intake import Intake
 from connector.model import InstallState, Platform
 from connector.runtime import open_redis, queue_pool
 from connector.services import Services
-from connector.shops import find_shop
 
 log = logging.getLogger("retention.intake")
 
@@ -47,10 +46,17 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def intake_state(app: Starlette) -> Intake:
+    """The app's intake state (shop cache, group commit), made on first use: one per app, so one per process."""
+    intake: Intake | None = getattr(app.state, "intake", None)
+    if intake is None:
+        intake = app.state.intake = Intake(app.state.services.settings, lambda: app.state.services)
+    return intake
+
+
 async def webhook(request: Request) -> Response:
     """Verify on raw bytes, store in the inbox, enqueue, answer 200 fast; duplicates are acknowledged once."""
-    services: Services = request.app.state.services
-    settings = services.settings
+    settings: Settings = request.app.state.services.settings
     try:
         platform = Platform(request.path_params["platform"])
     except ValueError:
@@ -67,19 +73,26 @@ async def webhook(request: Request) -> Response:
         return _error(401, str(exc))
     if delivery.is_ping:
         return JSONResponse({"ok": True, "ping": True})
+    intake = intake_state(request.app)
     try:
-        shop = await find_shop(platform, delivery.shop_domain)
-        credentials = decrypt_json(settings, shop.credentials) if shop is not None and shop.credentials else None
-        secret = adapter.webhook_secret(settings, credentials)
+        sender = await intake.shops.lookup(adapter, delivery.shop_domain)
     except Exception as exc:  # the database is down: make the platform retry later
         log.error("intake: storage unavailable: %s", exc.__class__.__name__)
         return _error(503, "storage unavailable, retry later")
-    if secret and not adapter.verify_webhook(headers, body, secret):
+    signed = not sender.secret or adapter.verify_webhook(headers, body, sender.secret)
+    if not signed and sender.cached:  # the shop's key may have changed since it was cached: read it again, once
+        try:
+            sender = await intake.shops.lookup(adapter, delivery.shop_domain, fresh=True)
+        except Exception as exc:
+            log.error("intake: storage unavailable: %s", exc.__class__.__name__)
+            return _error(503, "storage unavailable, retry later")
+        signed = not sender.secret or adapter.verify_webhook(headers, body, sender.secret)
+    if not signed:
         return _error(401, "invalid signature")
-    if shop is None or not secret:
+    if sender.shop_id is None or not sender.secret:
         log.warning("intake: webhook %s for unknown shop %s refused", delivery.topic, delivery.shop_domain)
         return _error(404, "unknown shop")
-    if shop.state == InstallState.UNINSTALLED.value and delivery.topic not in getattr(
+    if sender.state == InstallState.UNINSTALLED.value and delivery.topic not in getattr(
         adapter, "after_uninstall_topics", frozenset()
     ):
         log.warning("intake: webhook %s for uninstalled shop %s refused", delivery.topic, delivery.shop_domain)
@@ -91,12 +104,11 @@ async def webhook(request: Request) -> Response:
         except Exception:  # malformed: still kept (and reported by the apply job), keyed by content
             key = inbox.body_key(body)
     try:
-        inbox_id, new = await inbox.record(shop.id, platform.value, delivery.topic, key, body)
+        # Stored (and its apply job queued) together with whatever arrives meanwhile; answered once committed.
+        _, new = await intake.store(inbox.Received(sender.shop_id, platform.value, delivery.topic, key, body))
     except Exception as exc:
         log.error("intake: storage unavailable: %s", exc.__class__.__name__)
         return _error(503, "storage unavailable, retry later")
-    if new:
-        await services.enqueue("apply_event", inbox_id, job_id=f"apply:{inbox_id}:0")
     return JSONResponse({"ok": True, "duplicate": not new})
 
 

@@ -1,10 +1,13 @@
 """Connect Tortoise to SQLite (WAL) or PostgreSQL, and apply or check the shipped migrations."""
 from __future__ import annotations
 
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
@@ -85,3 +88,19 @@ async def close() -> None:
 async def ping() -> None:
     """Raise if the database cannot answer a trivial query."""
     await get_connection("default").execute_query("SELECT 1")
+
+
+def sql(conn: BaseDBAsyncClient, text: str) -> str:
+    """Our raw queries use `?`; asyncpg wants `$1, $2, …`."""
+    return _numbered(text) if conn.capabilities.dialect == "postgres" else text
+
+
+@lru_cache(maxsize=256)
+def _numbered(text: str) -> str:
+    parts = text.split("?")
+    return "".join(f"{part}${i}" if i < len(parts) else part for i, part in enumerate(parts, start=1))
+
+
+def timestamp(conn: BaseDBAsyncClient, value: datetime) -> Any:
+    """A datetime parameter in the form Tortoise itself stores (text on SQLite)."""
+    return value if conn.capabilities.dialect == "postgres" else value.isoformat(sep=" ")

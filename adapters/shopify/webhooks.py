@@ -19,6 +19,9 @@ PREFIXES = ("x-shopify-", "shopify-")
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """A Shopify header by its short name ("topic", "hmac-sha256"), in either naming, any case."""
+    value = headers.get(PREFIXES[0] + name)  # the common case, and a direct hit on case-insensitive headers
+    if value is not None:
+        return value.strip()
     lowered = {k.lower(): v for k, v in headers.items()}
     for prefix in PREFIXES:
         value = lowered.get(prefix + name)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from connector import database, inbox, shops
 from connector.app import create_app
@@ -55,12 +56,19 @@ async def install(settings: Settings, domain: str) -> int:
 @asynccontextmanager
 async def intake(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     """The real app, in this event loop (the database is already open), over an ASGI transport."""
+    async with intake_app(settings) as (client, services, _):
+        yield client, services
+
+
+@asynccontextmanager
+async def intake_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services, Starlette]]:
+    """As `intake`, and the app itself (for its intake state: shop cache, group commit)."""
     app = create_app(settings)
     handle = open_redis(settings)
     services = Services(settings=settings, redis=handle)
     app.state.services = services
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-        yield client, services
+        yield client, services, app
     await services.close()
     handle.close()
 
