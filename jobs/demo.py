@@ -198,16 +198,17 @@ async def report(settings: Settings, shop_id: int, seeded: str, seconds: dict[st
         print(f"  {name:<34} {count:>6}")
 
     section("Recommendations (three customers, with the reason for each pick)")
-    shown = 0
-    for row in await CustomerInsightRow.filter(shop_id=shop_id).order_by("customer_id").limit(1000):
+    picks: list[tuple[int, str, list[dict[str, Any]]]] = []
+    for row in await CustomerInsightRow.filter(shop_id=shop_id).order_by("customer_id"):
         data = row.data if isinstance(row.data, dict) else json.loads(row.data)
         recs = data.get("recommendations") or []
-        # Show customers whose picks have several kinds of reason (bought together, upgrade, reorder, trending).
-        if len({r["reason"] for r in recs[:4]}) >= 3 and shown < 3:
-            shown += 1
-            picks = ", ".join(f"{r['product_id']} ({r['reason']}" + (f" {r['because_of']})" if r.get("because_of")
-                                                                     else ")") for r in recs[:4])
-            print(f"  customer {row.customer_id}: {picks}")
+        if recs:
+            # Prefer customers whose picks have several kinds of reason (bought together, upgrade, reorder, trending).
+            picks.append((-len({r["reason"] for r in recs[:4]}), row.customer_id, recs))
+    for _, customer_id, recs in sorted(picks, key=lambda p: (p[0], p[1]))[:3]:
+        shown = ", ".join(f"{r['product_id']} ({r['reason']}" + (f" {r['because_of']})" if r.get("because_of")
+                                                                 else ")") for r in recs[:4])
+        print(f"  customer {customer_id}: {shown}")
 
     section(f"Write-back to the store ({seconds['writeback']:.1f} s after the backfill)")
     written = await WriteStateRow.filter(shop_id=shop_id, owner_kind="customer").count()
