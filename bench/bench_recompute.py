@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from connector import database, shops  # noqa: E402
 from connector.config import Secrets, Settings  # noqa: E402
 from connector.model import InstallState  # noqa: E402
-from jobs.frames import db, sql  # noqa: E402
+from connector.database import sql  # noqa: E402
+from jobs.frames import db  # noqa: E402
 from connector import planner  # noqa: E402
 from jobs.frames import load_shop  # noqa: E402
 from jobs.recompute import compute, desired, load_written, recompute, save_written  # noqa: E402

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -10,6 +9,7 @@ import pandas as pd
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 
+from connector.database import sql
 from jobs.features import to_naive_utc
 
 # WooCommerce keeps unpaid orders as pending / on-hold (not a sale yet); a voided or expired Shopify
@@ -29,19 +29,6 @@ class ShopFrames:
 
 def db() -> BaseDBAsyncClient:
     return get_connection("default")
-
-
-def sql(conn: BaseDBAsyncClient, text: str) -> str:
-    """Our queries use `?`; asyncpg wants `$1, $2, …`."""
-    if conn.capabilities.dialect != "postgres":
-        return text
-    parts = text.split("?")
-    return "".join(f"{part}${i}" if i < len(parts) else part for i, part in enumerate(parts, start=1))
-
-
-def timestamp(conn: BaseDBAsyncClient, value: datetime) -> Any:
-    """A datetime parameter in the form Tortoise itself stores (text on SQLite)."""
-    return value if conn.capabilities.dialect == "postgres" else value.isoformat(sep=" ")
 
 
 async def columns(query: str, params: list[Any], names: tuple[str, ...]) -> pd.DataFrame:

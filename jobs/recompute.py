@@ -21,13 +21,14 @@ from tortoise.transactions import in_transaction
 from adapters import get_adapter
 from connector import planner, shops
 from connector.config import Settings
+from connector.database import sql, timestamp
 from connector.db import CustomerRow, ShopInsightRow, ShopRow
 from connector.model import InstallState
 from connector.planner import CustomerFacts, OwnerKey, OwnerState
 from connector.writeback import WritePlan, WriteResult
 from jobs.analyze import AnalysisResult, analyze
 from jobs.features import as_of_day
-from jobs.frames import ShopFrames, columns, db, load_shop, sql, timestamp
+from jobs.frames import ShopFrames, columns, db, load_shop
 from jobs.recommend import fit, recommend, related_products
 
 log = logging.getLogger("retention.recompute")
