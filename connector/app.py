@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -27,19 +27,40 @@ class TooLarge(Exception):
     """The body is over the configured limit."""
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the raw body, refusing to buffer more than `limit` bytes."""
-    declared = request.headers.get("content-length")
+# The two answers nearly every delivery gets, rendered once (JSONResponse would serialize them on every request).
+ACCEPTED = b'{"ok":true,"duplicate":false}'
+DUPLICATE = b'{"ok":true,"duplicate":true}'
+
+
+def plain_headers(request: Request) -> dict[str, str]:
+    """The headers as a plain dict by lowercase name (ASGI lowercases them); the first of a repeated one wins.
+
+    The adapters look up several headers per delivery: a dict answers each at once, where Starlette's Headers scans
+    and decodes the whole list on every lookup.
+    """
+    headers: dict[str, str] = {}
+    for key, value in request.scope["headers"]:
+        headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+async def read_body(request: Request, declared: str | None, limit: int) -> bytes:
+    """Read the raw body, refusing to buffer more than `limit` bytes (or a declared length over it)."""
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -62,11 +83,11 @@ async def webhook(request: Request) -> Response:
     except ValueError:
         return _error(404, "unknown platform")
     adapter = get_adapter(platform)
+    headers = plain_headers(request)
     try:
-        body = await read_body(request, settings.webhooks.max_body_bytes)
+        body = await read_body(request, headers.get("content-length"), settings.webhooks.max_body_bytes)
     except TooLarge:
         return _error(413, f"body over {settings.webhooks.max_body_bytes} bytes")
-    headers = request.headers
     try:
         delivery = adapter.read_delivery(headers, body)
     except AuthError as exc:
@@ -109,7 +130,7 @@ async def webhook(request: Request) -> Response:
     except Exception as exc:
         log.error("intake: storage unavailable: %s", exc.__class__.__name__)
         return _error(503, "storage unavailable, retry later")
-    return JSONResponse({"ok": True, "duplicate": not new})
+    return Response(ACCEPTED if new else DUPLICATE, media_type="application/json")
 
 
 async def health(request: Request) -> Response:

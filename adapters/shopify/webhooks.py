@@ -44,8 +44,7 @@ def verify(headers: Mapping[str, str], body: bytes, secret: bytes) -> bool:
         given_raw = base64.b64decode(given, validate=True)
     except (ValueError, TypeError):
         return False
-    expected = hmac.new(secret, body, hashlib.sha256).digest()
-    return hmac.compare_digest(expected, given_raw)
+    return hmac.compare_digest(hmac.digest(secret, body, "sha256"), given_raw)
 
 
 def read_delivery(headers: Mapping[str, str]) -> Delivery:

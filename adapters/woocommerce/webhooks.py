@@ -25,6 +25,8 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     """A header by case-insensitive name (Starlette headers already are; plain dicts are not)."""
     value = headers.get(name)
     if value is None:
+        value = headers.get(name.lower())  # a dict keyed by lowercase names, as intake passes them
+    if value is None:
         wanted = name.lower()
         for key, val in headers.items():
             if key.lower() == wanted:

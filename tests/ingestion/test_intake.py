@@ -6,6 +6,7 @@ import dataclasses
 import json
 import random
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -81,6 +82,42 @@ async def test_a_body_over_the_limit_gets_413(ingest: Settings) -> None:
         response = await client.post("/webhooks/shopify", content=event.body, headers=event.headers(SHOP, SECRET))
     assert response.status_code == 413
     assert await InboxRow.all().count() == 0
+
+
+async def test_a_body_sent_in_chunks_is_stored_whole_and_one_growing_over_the_limit_gets_413(ingest: Settings) -> None:
+    await install(ingest, SHOP)
+    event = delivery()
+
+    async def chunks(size: int = 700) -> AsyncIterator[bytes]:  # no Content-Length: the limit is checked as it grows
+        for start in range(0, len(event.body), size):
+            yield event.body[start:start + size]
+
+    small = dataclasses.replace(ingest, webhooks=dataclasses.replace(ingest.webhooks, max_body_bytes=1000))
+    async with intake(small) as (client, _):
+        refused = await client.post("/webhooks/shopify", content=chunks(), headers=event.headers(SHOP, SECRET))
+    assert refused.status_code == 413
+    assert await InboxRow.all().count() == 0
+    async with intake(ingest) as (client, _):
+        stored = await client.post("/webhooks/shopify", content=chunks(), headers=event.headers(SHOP, SECRET))
+    assert stored.status_code == 200
+    assert bytes((await InboxRow.get()).body) == event.body
+
+
+async def test_a_repeated_signature_header_is_judged_by_its_first_value(ingest: Settings) -> None:
+    await install(ingest, SHOP)
+    forged = "bm90IGEgcmVhbCBzaWduYXR1cmU="
+    async with intake(ingest) as (client, _):
+        statuses = []
+        for n, order in enumerate(("forged first", "signed first")):
+            event = delivery(event_id=f"e-{n}")
+            headers = event.headers(SHOP, SECRET)
+            signed = headers.pop("X-Shopify-Hmac-Sha256")
+            values = [forged, signed] if order == "forged first" else [signed, forged]
+            response = await client.post("/webhooks/shopify", content=event.body, headers=[
+                *headers.items(), *(("X-Shopify-Hmac-Sha256", value) for value in values)])
+            statuses.append(response.status_code)
+    assert statuses == [401, 200]
+    assert await InboxRow.all().values_list("dedup_key", flat=True) == ["e-1"]
 
 
 async def test_unknown_and_uninstalled_shops_get_a_clear_4xx(ingest: Settings, caplog: pytest.LogCaptureFixture) -> None:
@@ -279,3 +316,11 @@ async def test_batched_apply_jobs_are_the_jobs_arq_itself_would_queue(ingest: Se
         queued = sorted((job.job_id, job.function, job.args) for job in await pool.queued_jobs())
         assert queued == [("apply:1:0", "apply_event", (1,)), ("apply:2:0", "apply_event", (2,)),
                           ("apply:4:0", "apply_event", (4,))]
+        # The jobs travel end to end in one argument: jobs of very different sizes (and bytes that look like the
+        # separators) come out each whole and in their own job.
+        odd = [("odd:1", ("x" * 20_000,)), ("odd:2", (b"\n,\x00" * 7, 12)), ("odd:3", ())]
+        assert await services.enqueue_many("apply_event", odd) == [True, True, True]
+        for job_id, args in odd:
+            assert pickle.loads(await pool.get(f"arq:job:{job_id}"))["a"] == args
+        with pytest.raises(ValueError):
+            await services.enqueue_many("apply_event", [("two\nlines", (5,))])
