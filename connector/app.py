@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from adapters import available, get_adapter
 from connector import database, inbox
+from connector.checkpoint import Checkpointer, sqlite_path
 from connector.config import Settings
 from connector.errors import AuthError
 from connector.intake import Intake
@@ -160,12 +161,18 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await database.connect(settings, check=check_migrations)
+        path = sqlite_path(settings.database_url)
+        checkpointer = Checkpointer(path) if path else None
         handle = open_redis(settings)
         services = Services(settings=settings, redis=handle)
         app.state.services = services
         try:
+            if checkpointer is not None:
+                await checkpointer.start()
             yield
         finally:
+            if checkpointer is not None:
+                await checkpointer.stop()
             await services.close()
             handle.close()
             await database.close()
