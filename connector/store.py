@@ -363,8 +363,9 @@ async def _apply_one(shop_id: int, change: m.Change, out: Applied) -> None:
         await set_cursor(shop_id, f"bulk:{change.operation_id}", change.status)
 
 
-async def _mark_changed(shop_id: int, customers: set[str]) -> None:
-    """Stamp changed_at on the customers an apply changed; the next scoped recompute writes back just these."""
+async def mark_changed(shop_id: int, customers: set[str]) -> None:
+    """Stamp changed_at on these customers (an apply changed them, or their write failed): the next scoped
+    recompute writes back just the customers stamped since its last plan."""
     now = utcnow()
     ids = sorted(customers)
     for start in range(0, len(ids), MARK_BATCH):
@@ -392,7 +393,7 @@ async def apply_changes(shop_id: int, changes: Iterable[m.Change]) -> Applied:
             if out.customers and not out.erased:
                 # Last, so the stamp is as close to the commit as it can be: a recompute whose load starts between
                 # the two misses the change (its mark is older than the run) until the next full refit.
-                await _mark_changed(shop_id, out.customers)
+                await mark_changed(shop_id, out.customers)
     except IntegrityError as exc:
         raise Retryable(f"concurrent write: {exc}") from exc
     except OperationalError as exc:  # "database is locked", a dropped connection: try again later

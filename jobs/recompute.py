@@ -19,7 +19,7 @@ from arq import Retry
 from tortoise.transactions import in_transaction
 
 from adapters import get_adapter
-from connector import planner, shops
+from connector import planner, shops, store
 from connector.config import Settings
 from connector.database import sql, timestamp
 from connector.db import CustomerRow, ShopInsightRow, ShopRow
@@ -227,7 +227,8 @@ async def recompute(settings: Settings, shop_id: int, as_of: datetime, *, full: 
     """Load → analyse → save insights → plan (full or scoped) → write (active shops only) → record what was accepted.
 
     Insights are saved for everyone on every run; only the write plan is scoped. A full run (forced, first, settings
-    changed, or refit_hours after the last) plans every owner and so also retries earlier failed writes.
+    changed, or refit_hours after the last) plans every owner. A customer whose write failed is stamped as changed,
+    so the next run, scoped or full, plans them again; a product's failed write waits for the next full run.
     """
     started = time.perf_counter()
     row = await ShopRow.get_or_none(id=shop_id)
@@ -255,6 +256,11 @@ async def recompute(settings: Settings, shop_id: int, as_of: datetime, *, full: 
             summary.update(accepted=len(result.accepted), failed=len(result.failed))
             for change, reason in result.failed[:5]:
                 log.warning("shop %s: %s %s not written: %s", shop_id, change.owner_kind, change.owner_id, reason)
+            # Stamped after `through`: the next scoped run plans these customers again instead of leaving them to
+            # the next full refit (products are planned by full runs only, so theirs wait for that).
+            refused = {change.owner_id for change, _ in result.failed if change.owner_kind == "customer"}
+            if refused:
+                await store.mark_changed(shop_id, refused)
     if current is not None:
         # The mark moves only when the plan reached the platform (or was empty): with write-back off, a shop not
         # active or an adapter that cannot write, the changes stay in scope and are written once writing is possible.

@@ -187,6 +187,38 @@ async def test_ten_customers_who_abandon_a_checkout_are_the_only_ones_written(sh
     assert {i for i, c in store.customers.items() if "rt:cart_abandoner" in c["tags"]} == set(chosen)
 
 
+async def test_a_write_refused_in_a_scoped_run_is_sent_again_by_the_next_one(shop: ShopifyShop) -> None:
+    await shop.recompute()
+    shop.sandbox.pending.clear()
+    store = shop.sandbox.store
+    analysed = await analysed_customers(shop.shop_id)
+    buyers = sorted(i for i in store.customers if customer_gid(i) in analysed)
+    chosen = buyers[::len(buyers) // 6][:6]
+    product = sorted(store.products)[0]
+    for ident in chosen:
+        store.abandon_checkout(ident, [(product, 1)])
+    assert {s["status"] for s in await shop.deliver()} == {200}
+    refused = {customer_gid(i) for i in chosen[:2]}
+    tags_add = store.tags_add
+
+    def flaky(owner_gid: str, tags: list[str] | str) -> Any:  # a refusal with nothing changed on the platform
+        if owner_gid in refused:
+            return None, [{"field": ["tags"], "message": "Internal error, try again"}]
+        return tags_add(owner_gid, tags)
+
+    store.tags_add = flaky
+    first = await shop.recompute()
+    assert first["run"] == "scoped" and (first["planned"], first["accepted"], first["failed"]) == (6, 4, 2)
+    store.tags_add = tags_add
+    shop.sandbox.pending.clear()
+    start = shop.mark()
+    second = await shop.recompute()
+    assert second["run"] == "scoped" and second["planned"] == second["accepted"] == 2 and second["failed"] == 0
+    assert shop.touched_since(start) == refused
+    assert all("rt:cart_abandoner" in store.customers[i]["tags"] for i in chosen)
+    assert (await shop.recompute())["planned"] == 0
+
+
 async def test_our_own_writes_echoed_back_as_webhooks_cause_no_second_write(shop: ShopifyShop) -> None:
     start = shop.mark()
     first = await shop.recompute()
