@@ -141,11 +141,12 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
 
 
 async def load_checkouts(shop_id: int) -> pd.DataFrame:
-    """Checkouts with a known customer (cart abandoners are found among the uncompleted ones)."""
+    """Checkouts with a known customer not deleted (cart abandoners are found among the uncompleted ones)."""
     raw = await columns(
         "SELECT customer_id, created_at, completed_at IS NOT NULL FROM checkout "
-        "WHERE shop_id = ? AND deleted_at IS NULL AND customer_id IS NOT NULL",
-        [shop_id], ("customer_id", "created_at", "completed"),
+        "WHERE shop_id = ? AND deleted_at IS NULL AND customer_id IS NOT NULL AND customer_id NOT IN "
+        "(SELECT platform_id FROM customer WHERE shop_id = ? AND deleted_at IS NOT NULL)",
+        [shop_id, shop_id], ("customer_id", "created_at", "completed"),
     )
     return pd.DataFrame({
         "customer_id": raw["customer_id"].astype(str).to_numpy(),

@@ -174,11 +174,18 @@ async def test_an_abandoned_checkout_makes_a_cart_abandoner(settings: Settings) 
 async def test_a_customer_deleted_on_the_platform_leaves_the_insights(settings: Settings) -> None:
     shop_id = await new_shop(settings)
     day = AS_OF - timedelta(days=20)
-    await seed(shop_id, products() + [m.Upsert(order("o1", "c1", day, [1])), m.Upsert(order("o2", "c2", day, [2]))])
+    abandoned = AS_OF - timedelta(days=2)
+    await seed(shop_id, products() + [m.Upsert(order("o1", "c1", day, [1])), m.Upsert(order("o2", "c2", day, [2])),
+                                      m.Upsert(m.Checkout("k1", abandoned, abandoned, customer_id="c1")),
+                                      m.Upsert(m.Checkout("k3", abandoned, abandoned, customer_id="c3"))])
     await recompute(settings, shop_id, AS_OF)
-    await seed(shop_id, [m.Delete(m.Kind.CUSTOMER, "c1", at=AS_OF)])
-    await recompute(settings, shop_id, AS_OF)
+    assert sorted(r.customer_id for r in await CustomerInsightRow.filter(shop_id=shop_id)) == ["c1", "c2", "c3"]
+    # Deleted, the buyer and the customer known only by an abandoned checkout both leave: the checkout row itself
+    # stays (it was not deleted), but it is no longer anyone's.
+    await seed(shop_id, [m.Delete(m.Kind.CUSTOMER, "c1", at=AS_OF), m.Delete(m.Kind.CUSTOMER, "c3", at=AS_OF)])
+    summary = await recompute(settings, shop_id, AS_OF)
     assert [r.customer_id for r in await CustomerInsightRow.filter(shop_id=shop_id)] == ["c2"]
+    assert summary["segments"].get("cart_abandoner", 0) == 0
 
 
 async def test_an_uninstalled_shop_is_neither_computed_nor_written(settings: Settings) -> None:
