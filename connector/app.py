@@ -61,11 +61,17 @@ async def read_body(request: Request, declared: str | None, limit: int) -> bytes
             raise TooLarge
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _storage_down(exc: Exception) -> JSONResponse:
+    """The database (or the row's insert) failed: 503, so the platform retries the delivery later."""
+    log.error("intake: storage unavailable: %s", exc.__class__.__name__)
+    return _error(503, "storage unavailable, retry later")
 
 
 def intake_state(app: Starlette) -> Intake:
@@ -99,15 +105,13 @@ async def webhook(request: Request) -> Response:
     try:
         sender = await intake.shops.lookup(adapter, delivery.shop_domain)
     except Exception as exc:  # the database is down: make the platform retry later
-        log.error("intake: storage unavailable: %s", exc.__class__.__name__)
-        return _error(503, "storage unavailable, retry later")
+        return _storage_down(exc)
     signed = not sender.secret or adapter.verify_webhook(headers, body, sender.secret)
     if not signed and sender.cached:  # the shop's key may have changed since it was cached: read it again, once
         try:
             sender = await intake.shops.lookup(adapter, delivery.shop_domain, fresh=True)
         except Exception as exc:
-            log.error("intake: storage unavailable: %s", exc.__class__.__name__)
-            return _error(503, "storage unavailable, retry later")
+            return _storage_down(exc)
         signed = not sender.secret or adapter.verify_webhook(headers, body, sender.secret)
     if not signed:
         return _error(401, "invalid signature")
@@ -129,8 +133,7 @@ async def webhook(request: Request) -> Response:
         # Stored (and its apply job queued) together with whatever arrives meanwhile; answered once committed.
         _, new = await intake.store(inbox.Received(sender.shop_id, platform.value, delivery.topic, key, body))
     except Exception as exc:
-        log.error("intake: storage unavailable: %s", exc.__class__.__name__)
-        return _error(503, "storage unavailable, retry later")
+        return _storage_down(exc)
     return Response(ACCEPTED if new else DUPLICATE, media_type="application/json")
 
 

@@ -52,7 +52,14 @@ def _times(values: pd.Series) -> pd.Series:
     return to_naive_utc(pd.Series(values, dtype=object).reset_index(drop=True))
 
 
-async def load_orders(shop_id: int) -> tuple[pd.DataFrame, np.ndarray]:
+async def deleted_customers(shop_id: int) -> set[str]:
+    """Customers deleted on the platform: their orders and checkouts are left out of the analysis."""
+    gone = await columns("SELECT platform_id FROM customer WHERE shop_id = ? AND deleted_at IS NOT NULL",
+                         [shop_id], ("customer_id",))
+    return set(gone["customer_id"].astype(str))
+
+
+async def load_orders(shop_id: int, gone: set[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """The orders frame, net of refunds, with invalid orders flagged; plus each order's row id."""
     raw = await columns(
         "SELECT id, platform_id, customer_id, CAST(total AS DOUBLE PRECISION), CAST(refunded AS DOUBLE PRECISION), "
@@ -68,8 +75,6 @@ async def load_orders(shop_id: int) -> tuple[pd.DataFrame, np.ndarray]:
         "WHERE shop_id = ? AND deleted_at IS NULL GROUP BY order_id",
         [shop_id], ("order_id", "amount"),
     )
-    gone = await columns("SELECT platform_id FROM customer WHERE shop_id = ? AND deleted_at IS NOT NULL",
-                         [shop_id], ("customer_id",))
     total = _floats(raw["total"])
     refund_sum = raw["order_id"].map(pd.Series(_floats(refunds["amount"]), index=refunds["order_id"].astype(str)))
     # A refund can reach us as the order's `refunded` total, as refund records, or both: never count it twice.
@@ -78,7 +83,7 @@ async def load_orders(shop_id: int) -> tuple[pd.DataFrame, np.ndarray]:
     status = raw["status"].fillna("").astype(str).str.lower()
     valid = (~_bools(raw["cancelled"]) & ~_bools(raw["test"]) & ~_bools(raw["deleted"]) & ~_bools(raw["awaiting"])
              & ~status.isin(NOT_PAID).to_numpy() & (net > 0)
-             & ~raw["customer_id"].isin(set(gone["customer_id"])).to_numpy())
+             & ~raw["customer_id"].astype(str).isin(gone).to_numpy())
     orders = pd.DataFrame({
         "customer_id": raw["customer_id"].astype(str).to_numpy(),
         "order_id": raw["order_id"].astype(str).to_numpy(),
@@ -140,14 +145,14 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
     })
 
 
-async def load_checkouts(shop_id: int) -> pd.DataFrame:
+async def load_checkouts(shop_id: int, gone: set[str]) -> pd.DataFrame:
     """Checkouts with a known customer not deleted (cart abandoners are found among the uncompleted ones)."""
     raw = await columns(
         "SELECT customer_id, created_at, completed_at IS NOT NULL FROM checkout "
-        "WHERE shop_id = ? AND deleted_at IS NULL AND customer_id IS NOT NULL AND customer_id NOT IN "
-        "(SELECT platform_id FROM customer WHERE shop_id = ? AND deleted_at IS NOT NULL)",
-        [shop_id, shop_id], ("customer_id", "created_at", "completed"),
+        "WHERE shop_id = ? AND deleted_at IS NULL AND customer_id IS NOT NULL",
+        [shop_id], ("customer_id", "created_at", "completed"),
     )
+    raw = raw.loc[~raw["customer_id"].astype(str).isin(gone)]
     return pd.DataFrame({
         "customer_id": raw["customer_id"].astype(str).to_numpy(),
         "created_at": _times(raw["created_at"]).to_numpy() if len(raw) else np.zeros(0, "datetime64[ns]"),
@@ -157,7 +162,8 @@ async def load_checkouts(shop_id: int) -> pd.DataFrame:
 
 async def load_shop(shop_id: int) -> ShopFrames:
     """One load of everything a recompute needs."""
-    orders, order_rows = await load_orders(shop_id)
+    gone = await deleted_customers(shop_id)
+    orders, order_rows = await load_orders(shop_id, gone)
     catalog = await load_catalog(shop_id)
     lines = await load_lines(shop_id, orders, order_rows, catalog)
-    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id))
+    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone))

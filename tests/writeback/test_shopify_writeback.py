@@ -165,18 +165,25 @@ async def test_the_merchants_own_tags_survive_every_write(shop: ShopifyShop, tem
     assert sum({"vip", "rt:vip"} <= set(c["tags"]) for c in store.customers.values()) > 0
 
 
-async def test_ten_customers_who_abandon_a_checkout_are_the_only_ones_written(shop: ShopifyShop) -> None:
+async def abandon_checkouts(shop: ShopifyShop, count: int) -> list[str]:
+    """After a full run, `count` analysed buyers spread over the store abandon a checkout; its webhooks are taken."""
     await shop.recompute()
     shop.sandbox.pending.clear()  # the full write's echoes are covered by the echo test
     store = shop.sandbox.store
     analysed = await analysed_customers(shop.shop_id)
     buyers = sorted(i for i in store.customers if customer_gid(i) in analysed)
-    chosen = buyers[::len(buyers) // 10][:10]
+    chosen = buyers[::len(buyers) // count][:count]
     product = sorted(store.products)[0]
     for ident in chosen:
         store.abandon_checkout(ident, [(product, 1)])
     sent = await shop.deliver()
-    assert [s["topic"] for s in sent] == ["checkouts/create"] * 10 and {s["status"] for s in sent} == {200}
+    assert [s["topic"] for s in sent] == ["checkouts/create"] * count and {s["status"] for s in sent} == {200}
+    return chosen
+
+
+async def test_ten_customers_who_abandon_a_checkout_are_the_only_ones_written(shop: ShopifyShop) -> None:
+    chosen = await abandon_checkouts(shop, 10)
+    store = shop.sandbox.store
 
     start = shop.mark()
     summary = await shop.recompute()
@@ -188,16 +195,8 @@ async def test_ten_customers_who_abandon_a_checkout_are_the_only_ones_written(sh
 
 
 async def test_a_write_refused_in_a_scoped_run_is_sent_again_by_the_next_one(shop: ShopifyShop) -> None:
-    await shop.recompute()
-    shop.sandbox.pending.clear()
+    chosen = await abandon_checkouts(shop, 6)
     store = shop.sandbox.store
-    analysed = await analysed_customers(shop.shop_id)
-    buyers = sorted(i for i in store.customers if customer_gid(i) in analysed)
-    chosen = buyers[::len(buyers) // 6][:6]
-    product = sorted(store.products)[0]
-    for ident in chosen:
-        store.abandon_checkout(ident, [(product, 1)])
-    assert {s["status"] for s in await shop.deliver()} == {200}
     refused = {customer_gid(i) for i in chosen[:2]}
     tags_add = store.tags_add
 
