@@ -87,10 +87,10 @@ def side_ours_pipeline(path: str) -> dict[str, object]:
     import pandas as pd
 
     from connector.analytics_settings import AnalyticsSettings
-    from jobs.clv import predict
-    from jobs.features import customer_features
-    from jobs.rfm import rfm_scores
-    from jobs.segments import builtin_segments
+    from jobs.analytics.clv import predict
+    from jobs.analytics.features import customer_features
+    from jobs.analytics.rfm import rfm_scores
+    from jobs.analytics.segments import builtin_segments
 
     data = dict(np.load(path))
     orders = orders_frame(data)
@@ -111,7 +111,7 @@ def side_ours_pipeline(path: str) -> dict[str, object]:
 
 
 def side_ours_models(path: str) -> dict[str, object]:
-    from jobs.clv import clv_bgnbd, expected_spend, fit_bgnbd, fit_gamma_gamma, p_alive
+    from jobs.analytics.clv import clv_bgnbd, expected_spend, fit_bgnbd, fit_gamma_gamma, p_alive
 
     s = dict(np.load(path))
     started = time.perf_counter()
@@ -166,7 +166,7 @@ def side_generate(directory: str) -> dict[str, object]:
     """Write the orders and the (optionally subsampled) model summary; runs in its own process too."""
     import pandas as pd
 
-    from jobs.features import customer_features
+    from jobs.analytics.features import customer_features
 
     started = time.perf_counter()
     data = generate(N_CUSTOMERS, SEED)

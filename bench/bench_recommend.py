@@ -85,7 +85,7 @@ def synthetic_store(n_lines: int = SYNTH_LINES, seed: int = 42) -> tuple[pd.Data
 
 def step(name: str) -> dict[str, float]:
     """Run one measured step in this process and return its timings and peak memory."""
-    from jobs.recommend import fit, recommend
+    from jobs.recommend.model import fit, recommend
 
     out: dict[str, float] = {}
     start = time.perf_counter()
@@ -107,7 +107,7 @@ def step(name: str) -> dict[str, float]:
 
 def evaluation() -> dict[str, object]:
     """Leave-last-order-out metrics of ours and the baselines on completejourney."""
-    from jobs.rec_eval import evaluate, leave_last_order_out
+    from jobs.recommend.evaluation import evaluate, leave_last_order_out
 
     lines, catalog = load_completejourney()
     split = leave_last_order_out(lines, 3)

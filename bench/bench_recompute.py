@@ -34,10 +34,13 @@ from connector import database, shops  # noqa: E402
 from connector.config import Secrets, Settings  # noqa: E402
 from connector.model import InstallState  # noqa: E402
 from connector.database import sql  # noqa: E402
-from jobs.frames import db  # noqa: E402
+from jobs.tasks.frames import db  # noqa: E402
 from connector import planner  # noqa: E402
-from jobs.frames import load_shop  # noqa: E402
-from jobs.recompute import compute, desired, load_written, recompute, save_written  # noqa: E402
+from jobs.tasks.frames import load_shop  # noqa: E402
+from adapters.registry import REGISTRY  # noqa: E402
+from connector.write_state import load as load_written, save as save_written  # noqa: E402
+from jobs.compute import compute, desired  # noqa: E402
+from jobs.tasks.recompute import recompute  # noqa: E402
 from bench_analytics import generate as btyd_generate  # noqa: E402  (bench/ is the script's directory)
 from pg import postgres  # noqa: E402
 
@@ -113,7 +116,7 @@ async def run(settings: Settings, label: str) -> None:
         emit(f"{label}.line_items", len(data["line_order"]), "lines")
         del data
         started = time.perf_counter()
-        summary = await recompute(settings, row.id, AS_OF)
+        summary = await recompute(settings, REGISTRY, row.id, AS_OF)
         total = time.perf_counter() - started
         emit(f"{label}.recompute_load", summary["seconds"]["load"], "s")
         emit(f"{label}.recompute_compute", summary["seconds"]["compute"], "s")
@@ -129,7 +132,7 @@ async def run(settings: Settings, label: str) -> None:
         await save_written(row.id, written, planner.record(written, full.changes), AS_OF)
         del computed, written, full
         started = time.perf_counter()
-        again = await recompute(settings, row.id, AS_OF)
+        again = await recompute(settings, REGISTRY, row.id, AS_OF)
         emit(f"{label}.rerun_unchanged_total", time.perf_counter() - started, "s")
         emit(f"{label}.rerun_unchanged_plan", again["seconds"]["plan"], "s")
         emit(f"{label}.rerun_unchanged_planned_owners", again["planned"], "owners")

@@ -43,10 +43,38 @@ class Page:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class WebhookReport:
+    """What ensure_webhooks found and did, by topic."""
+
+    healthy: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    reactivated: list[str] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> bool:
+        """Deliveries may have been lost: the caller should reconcile."""
+        return bool(self.created or self.reactivated)
+
+
 class Adapter(Protocol):
     """A platform: webhook verification and mapping (pure), API client, install routes, write-back."""
 
-    platform: Platform
+    @property
+    def platform(self) -> Platform:
+        """Which platform this adapter serves."""
+        ...
+
+    @property
+    def sync_kinds(self) -> tuple[str, ...]:
+        """What backfill and reconciliation pull, in order (products before the orders that name them)."""
+        ...
+
+    @property
+    def after_uninstall_topics(self) -> frozenset[str]:
+        """Topics still accepted and applied from an uninstalled shop (GDPR requests keep coming)."""
+        ...
 
     def read_delivery(self, headers: Mapping[str, str], body: bytes) -> Delivery:
         """Read shop, topic and dedup key from the headers; raise AuthError if they are missing."""
@@ -78,6 +106,10 @@ class Adapter(Protocol):
 
     async def on_installed(self, conn: Connection) -> None:
         """Register webhooks and metafield definitions after install (idempotent)."""
+        ...
+
+    async def ensure_webhooks(self, conn: Connection) -> WebhookReport:
+        """Re-create or re-enable the subscriptions the platform dropped (idempotent); before every reconciliation."""
         ...
 
     async def write(self, conn: Connection, plan: "WritePlan") -> "WriteResult":

@@ -1,18 +1,17 @@
-"""The Starlette app: webhook intake, health, and each adapter's install routes."""
+"""The Starlette app: webhook intake, health, and the install routes of the adapters it is given."""
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters import available, get_adapter
 from connector import database, inbox
+from connector.adapter import Adapter
 from connector.checkpoint import Checkpointer, sqlite_path
 from connector.config import Settings
 from connector.errors import AuthError
@@ -84,12 +83,13 @@ def intake_state(app: Starlette) -> Intake:
 
 async def webhook(request: Request) -> Response:
     """Verify on raw bytes, store in the inbox, enqueue, answer 200 fast; duplicates are acknowledged once."""
-    settings: Settings = request.app.state.services.settings
+    services: Services = request.app.state.services
+    settings = services.settings
     try:
-        platform = Platform(request.path_params["platform"])
-    except ValueError:
+        adapter = services.adapters[Platform(request.path_params["platform"])]
+    except (ValueError, KeyError):
         return _error(404, "unknown platform")
-    adapter = get_adapter(platform)
+    platform = adapter.platform
     headers = plain_headers(request)
     try:
         body = await read_body(request, headers.get("content-length"), settings.webhooks.max_body_bytes)
@@ -118,9 +118,7 @@ async def webhook(request: Request) -> Response:
     if sender.shop_id is None or not sender.secret:
         log.warning("intake: webhook %s for unknown shop %s refused", delivery.topic, delivery.shop_domain)
         return _error(404, "unknown shop")
-    if sender.state == InstallState.UNINSTALLED.value and delivery.topic not in getattr(
-        adapter, "after_uninstall_topics", frozenset()
-    ):
+    if sender.state == InstallState.UNINSTALLED.value and delivery.topic not in adapter.after_uninstall_topics:
         log.warning("intake: webhook %s for uninstalled shop %s refused", delivery.topic, delivery.shop_domain)
         return _error(410, "shop uninstalled")
     key = delivery.dedup_key
@@ -158,8 +156,8 @@ async def health(request: Request) -> Response:
     return JSONResponse({"ok": ok, **checks}, status_code=200 if ok else 503)
 
 
-def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlette:
-    """The app for one deployment (all shops)."""
+def create_app(settings: Settings, adapters: Mapping[Platform, Adapter], *, check_migrations: bool = True) -> Starlette:
+    """The app for one deployment (all shops) of the given platforms (the caller passes adapters.registry.REGISTRY)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -167,7 +165,7 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         path = sqlite_path(settings.database_url)
         checkpointer = Checkpointer(path) if path else None
         handle = open_redis(settings)
-        services = Services(settings=settings, redis=handle)
+        services = Services(settings=settings, redis=handle, adapters=adapters)
         app.state.services = services
         try:
             if checkpointer is not None:
@@ -184,15 +182,8 @@ def create_app(settings: Settings, *, check_migrations: bool = True) -> Starlett
         Route("/health", health, methods=["GET"]),
         Route("/webhooks/{platform}", webhook, methods=["POST"]),
     ]
-    for platform in available():
-        routes.extend(get_adapter(platform).routes())
+    for adapter in adapters.values():
+        routes.extend(adapter.routes())
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     return app
-
-
-def app_factory() -> Any:
-    """uvicorn --factory entry: settings from app.toml and the environment."""
-    from connector.config import load_settings
-
-    return create_app(load_settings())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -14,11 +14,11 @@ from typing import Any
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
-from adapters import get_adapter
+from connector.adapter import Adapter
 from connector.database import sql, timestamp
 from connector.db import InboxRow, ShopRow
 from connector.errors import Fatal, Retryable, Skippable
-from connector.model import InstallState
+from connector.model import InstallState, Platform
 from connector.shops import utcnow
 from connector.store import Applied, apply_changes
 
@@ -114,17 +114,16 @@ class Outcome:
     error: str | None = None
 
 
-async def apply_event(inbox_id: int) -> Outcome:
-    """Normalize and apply one stored delivery; bad payloads are kept as failed with their error."""
+async def apply_event(inbox_id: int, adapters: Mapping[Platform, Adapter]) -> Outcome:
+    """Normalize and apply one stored delivery with its platform's adapter; bad payloads are kept as failed."""
     row = await InboxRow.get_or_none(id=inbox_id)
     if row is None:
         return Outcome(IGNORED, error="gone (shop erased)")
     if row.status != PENDING:
         return Outcome(row.status, row.shop_id)
     shop = await ShopRow.get(id=row.shop_id)
-    adapter = get_adapter(row.platform)
-    after_uninstall = getattr(adapter, "after_uninstall_topics", frozenset())
-    if shop.state == InstallState.UNINSTALLED.value and row.topic not in after_uninstall:
+    adapter = adapters[Platform(row.platform)]
+    if shop.state == InstallState.UNINSTALLED.value and row.topic not in adapter.after_uninstall_topics:
         await _mark(row, IGNORED, "shop uninstalled")
         return Outcome(IGNORED, row.shop_id)
     try:

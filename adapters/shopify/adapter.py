@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute
 
 from adapters.shopify import install, mapping, pull, setup, webhooks, writeback
 from adapters.shopify.connect import http_client, open_client
-from connector.adapter import Connection, Delivery, Page
+from connector.adapter import Connection, Delivery, Page, WebhookReport
 from connector.config import Settings
 from connector.errors import ConfigError
 from connector.model import Change, Platform
@@ -19,9 +19,9 @@ class ShopifyAdapter:
     """Shopify: webhooks signed with the app secret, GraphQL Admin API, OAuth/managed install."""
 
     platform = Platform.SHOPIFY
-    sync_kinds = ("products", "customers", "orders")  # checkouts arrive by webhook only
+    sync_kinds: tuple[str, ...] = ("products", "customers", "orders")  # checkouts arrive by webhook only
     # GDPR topics keep coming after uninstall (shop/redact is sent 48 h later; platforms/shopify.md §3b).
-    after_uninstall_topics = frozenset({"app/uninstalled", "shop/redact", "customers/redact", "customers/data_request"})
+    after_uninstall_topics: frozenset[str] = frozenset({"app/uninstalled", "shop/redact", "customers/redact", "customers/data_request"})
 
     def read_delivery(self, headers: Mapping[str, str], body: bytes) -> Delivery:
         return webhooks.read_delivery(headers)
@@ -55,7 +55,7 @@ class ShopifyAdapter:
             await setup.register_webhooks(client, conn.settings)
             await setup.create_definitions(client, conn.settings)
 
-    async def ensure_webhooks(self, conn: Connection) -> list[str]:
+    async def ensure_webhooks(self, conn: Connection) -> WebhookReport:
         """Re-create subscriptions Shopify dropped (API-created ones are deleted after 8 failed deliveries)."""
         async with http_client() as http:
             return await setup.register_webhooks(open_client(conn, http), conn.settings)

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.shopify import oauth
 from adapters.shopify.client import exchange_code, exchange_session_token, shopify_base_url
 from adapters.shopify.connect import http_client
-from connector import shops
+from connector import queue, shops
 from connector.config import Settings
 from connector.errors import AuthError, Retryable
 from connector.model import InstallState, Platform
@@ -36,7 +36,8 @@ async def _installed(request: Request, settings: Settings, shop: str, credential
     """Store the shop with encrypted credentials and queue `install_shop` (webhooks, definitions, then ACTIVE + backfill)."""
     scopes = tuple(s for s in str(credentials.get("scope", "")).split(",") if s) or settings.scopes
     row = await shops.save_install(settings, Platform.SHOPIFY, shop, credentials, scopes=scopes, state=InstallState.PENDING)
-    await request.app.state.services.enqueue("install_shop", row.id, job_id=f"install_shop:{row.id}:{int(datetime.now().timestamp())}")
+    await request.app.state.services.enqueue(queue.INSTALL_SHOP, row.id,
+                                             job_id=queue.install_id(row.id, str(int(datetime.now().timestamp()))))
     log.info("shopify install stored for %s (shop id %s)", shop, row.id)
     return row.id
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from adapters.shopify import documents
 from adapters.shopify.client import GraphQLClient, check_user_errors
+from connector.adapter import WebhookReport
 from connector.config import Settings
 
 log = logging.getLogger(__name__)
@@ -56,24 +57,25 @@ async def existing_subscriptions(client: GraphQLClient) -> set[tuple[str, str]]:
         after = block["pageInfo"]["endCursor"]
 
 
-async def register_webhooks(client: GraphQLClient, settings: Settings) -> list[str]:
-    """Create missing subscriptions; returns the topics created. Compliance topics are not in
+async def register_webhooks(client: GraphQLClient, settings: Settings) -> WebhookReport:
+    """Create missing subscriptions; reports the topics found and created. Compliance topics are not in
     WebhookSubscriptionTopic: they live in the app config (PROVENANCE.md), so they are skipped here."""
     have = await existing_subscriptions(client)
-    created = []
+    report = WebhookReport()
     for subscription in settings.webhooks.subscriptions:
         uri = callback_uri(settings, subscription.uri)
         for topic in subscription.topics:
             enum = topic_enum(topic)
             if (enum, uri) in have:
+                report.healthy.append(topic)
                 continue
             await client.mutate(
                 documents.load("webhook_subscription_create"),
                 {"topic": enum, "webhookSubscription": {"uri": uri, "format": "JSON"}},
                 "webhookSubscriptionCreate",
             )
-            created.append(topic)
-    return created
+            report.created.append(topic)
+    return report
 
 
 async def create_definitions(client: GraphQLClient, settings: Settings) -> list[str]:

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from adapters.woocommerce import health, install, mapping, pull, webhooks, writeback
-from connector.adapter import Connection, Delivery, Page
+from connector.adapter import Connection, Delivery, Page, WebhookReport
 from connector.model import Change, Platform
 
 if TYPE_CHECKING:
@@ -19,7 +19,8 @@ class WooCommerceAdapter:
     """Implements connector.adapter.Adapter for WooCommerce REST API v3 stores."""
 
     platform = Platform.WOOCOMMERCE
-    sync_kinds = pull.KINDS  # no checkout API
+    sync_kinds: tuple[str, ...] = pull.KINDS  # no checkout API
+    after_uninstall_topics: frozenset[str] = frozenset()  # WooCommerce has no compliance webhooks
 
     def read_delivery(self, headers: Mapping[str, str], body: bytes) -> Delivery:
         return webhooks.read_delivery(headers, body)
@@ -46,7 +47,7 @@ class WooCommerceAdapter:
     async def on_installed(self, conn: Connection) -> None:
         await install.verify_and_register(conn)
 
-    async def ensure_webhooks(self, conn: Connection) -> health.WebhookReport:
+    async def ensure_webhooks(self, conn: Connection) -> WebhookReport:
         return await health.ensure_webhooks(conn)
 
     async def write(self, conn: Connection, plan: "WritePlan") -> "WriteResult":

@@ -2,30 +2,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.woocommerce.client import WooClient, client_for
-from connector.adapter import Connection
+from connector.adapter import Connection, WebhookReport
 from connector.config import Settings
 from connector.errors import Fatal
 
 log = logging.getLogger("retention.woocommerce")
-
-
-@dataclass
-class WebhookReport:
-    """What ensure_webhooks found and did, by topic."""
-
-    healthy: list[str] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
-    reactivated: list[str] = field(default_factory=list)
-    removed: list[int] = field(default_factory=list)
-
-    @property
-    def repaired(self) -> bool:
-        """Deliveries may have been lost: the caller should reconcile."""
-        return bool(self.created or self.reactivated)
 
 
 def delivery_url(settings: Settings) -> str:

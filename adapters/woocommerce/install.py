@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.woocommerce import health
 from adapters.woocommerce.client import client_for
 from adapters.woocommerce.urls import InvalidStoreUrl, normalize_store_url
-from connector import shops
+from connector import queue, shops
 from connector.adapter import Connection
 from connector.errors import AuthError, Fatal
 from connector.model import InstallState, Platform
@@ -90,7 +90,7 @@ async def callback(request: Request) -> Response:
         row = await shops.save_install(settings, Platform.WOOCOMMERCE, store_url, credentials,
                                        scopes=(REQUIRED_PERMISSIONS,), state=InstallState.PENDING)
         shop_id = row.id
-    queued = await services.enqueue("install_shop", shop_id, job_id=f"install:{shop_id}:{state[:16]}")
+    queued = await services.enqueue(queue.INSTALL_SHOP, shop_id, job_id=queue.install_id(shop_id, state[:16]))
     if not queued:
         log.warning("woocommerce shop %s: install job not queued (queue unavailable)", shop_id)
     return JSONResponse({"ok": True}, status_code=200)

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters.woocommerce.client import WooClient, client_for
+from connector import write_state
 from connector.adapter import Connection
-from connector.db import WriteStateRow
 from connector.errors import Retryable
 from connector.writeback import OwnerChange, WritePlan, WriteResult
 
@@ -44,9 +44,7 @@ async def _stored_tags(shop_id: int | None, owners: Sequence[OwnerChange]) -> di
     wanted = [c for c in owners if c.add_tags or c.remove_tags]
     if shop_id is None or not wanted:
         return {}
-    rows = await WriteStateRow.filter(shop_id=shop_id, owner_id__in=[c.owner_id for c in wanted]).values(
-        "owner_kind", "owner_id", "tags")
-    return {(r["owner_kind"], r["owner_id"]): list(r["tags"] or []) for r in rows}
+    return await write_state.tags_of(shop_id, [c.owner_id for c in wanted])
 
 
 def _applied(sent: Sequence[Mapping[str, Any]], echoed: Any) -> bool:

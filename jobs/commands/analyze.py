@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analyze import AnalysisResult, analyze, holdout_deciles
-from jobs.features import orders_from_lines
+from jobs.analytics.analyze import AnalysisResult, analyze, holdout_deciles
+from jobs.analytics.features import orders_from_lines
 
 REQUIRED = ("customer_id", "order_id", "processed_at", "amount")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from connector import database, inbox
+from adapters.registry import REGISTRY
+from connector import database, inbox, queue
 from connector.config import load_settings
 from connector.runtime import open_redis
 from connector.services import Services
@@ -22,10 +23,10 @@ async def _run(args: argparse.Namespace) -> int:
         elif args.replay:
             count = await inbox.requeue_failed(args.ids or None)
             handle = open_redis(settings)
-            services = Services(settings=settings, redis=handle)
+            services = Services(settings=settings, redis=handle, adapters=REGISTRY)
             queued = 0
             for inbox_id, attempts in await inbox.stale_pending(0, limit=100_000):
-                queued += await services.enqueue("apply_event", inbox_id, job_id=f"apply:{inbox_id}:{attempts}:replay")
+                queued += await services.enqueue(queue.APPLY_EVENT, inbox_id, job_id=queue.apply_id(inbox_id, attempts, "replay"))
             await services.close()
             handle.close()
             print(f"{count} failed event(s) back to pending, {queued} queued")

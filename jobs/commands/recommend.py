@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 
 from connector.recommend_settings import RecommendSettings
-from jobs.rec_eval import MODELS, evaluate, leave_last_order_out, split_by_date
-from jobs.recommend import as_records, fit, recommend, related_products
+from jobs.recommend.evaluation import MODELS, evaluate, leave_last_order_out, split_by_date
+from jobs.recommend.model import as_records, fit, recommend, related_products
 
 LINE_COLUMNS: tuple[str, ...] = ("customer_id", "order_id", "processed_at", "product_id", "quantity", "amount")
 ID_COLUMNS: tuple[str, ...] = ("customer_id", "order_id", "product_id")

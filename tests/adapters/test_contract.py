@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -11,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from connector.adapter import Connection, Page
+from adapters.registry import REGISTRY
+from connector.adapter import Adapter, Connection, Page, WebhookReport
 from connector.model import (
     BulkFinished, Checkout, Customer, DataRequest, Delete, Ignored, LineItem, Order, Product, RedactCustomer,
     RedactShop, Refund, TagsChanged, Uninstalled, Upsert, Variant,
 )
 
-PLATFORMS = [p for p in ("shopify", "woocommerce") if importlib.util.find_spec(f"tests.adapters.{p}.harness") is not None]
+PLATFORMS = [platform.value for platform in REGISTRY]  # every registered adapter must have a harness
 KINDS = ("customers", "orders", "products")
 CHANGE_TYPES = (Upsert, Delete, TagsChanged, Uninstalled, RedactCustomer, RedactShop, DataRequest, BulkFinished, Ignored)
 
@@ -25,6 +25,22 @@ CHANGE_TYPES = (Upsert, Delete, TagsChanged, Uninstalled, RedactCustomer, Redact
 @pytest.fixture(params=PLATFORMS)
 def harness(request: pytest.FixtureRequest) -> Any:
     return importlib.import_module(f"tests.adapters.{request.param}.harness").HARNESS
+
+
+def test_the_registry_serves_both_platforms_with_their_own_adapter() -> None:
+    assert sorted(PLATFORMS) == ["shopify", "woocommerce"]
+    assert all(adapter.platform == platform for platform, adapter in REGISTRY.items())
+
+
+def test_the_adapter_has_every_member_of_the_protocol_with_its_declared_type(harness: Any) -> None:
+    members = {name for name in vars(Adapter) if not name.startswith("_")}
+    assert {"sync_kinds", "after_uninstall_topics", "ensure_webhooks", "write", "pull"} <= members
+    adapter = harness.adapter
+    assert REGISTRY[adapter.platform] is adapter
+    assert all(hasattr(adapter, name) for name in members), members - set(dir(adapter))
+    assert isinstance(adapter.sync_kinds, tuple) and adapter.sync_kinds and all(isinstance(k, str) for k in adapter.sync_kinds)
+    assert isinstance(adapter.after_uninstall_topics, frozenset)
+    assert "orders" in adapter.sync_kinds and set(adapter.sync_kinds) <= set(KINDS)
 
 
 def flip(data: bytes) -> bytes:
@@ -124,3 +140,14 @@ async def test_pull_returns_exactly_the_sandbox_ids_and_then_only_changes(harnes
             changed = harness.change(handle, kind)
             after, _ = await _pull_all(harness.adapter, conn, kind, cursor)
             assert _ids(after, kind) == [changed], kind
+
+
+async def test_ensure_webhooks_reports_what_it_created_and_is_idempotent(harness: Any, tmp_path: Path) -> None:
+    async with harness.sandbox(tmp_path) as handle:
+        conn, _ = handle
+        first = await harness.adapter.ensure_webhooks(conn)
+        again = await harness.adapter.ensure_webhooks(conn)
+        assert isinstance(first, WebhookReport) and isinstance(again, WebhookReport)
+        assert first.created or first.healthy  # every configured topic is there after the first call
+        assert again.created == [] and again.reactivated == [] and not again.repaired
+        assert sorted(again.healthy) == sorted(first.healthy + first.created + first.reactivated)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tortoise.connection import get_connection
 
+from adapters.registry import REGISTRY
 from connector import database, inbox, shops
 from connector.app import create_app
 from connector.checkpoint import Checkpointer, sqlite_path
@@ -29,7 +30,7 @@ def test_only_sqlite_files_get_a_checkpointer() -> None:
 async def test_the_app_leaves_checkpoints_to_its_checkpointer(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, f"sqlite://{tmp_path / 'app.sqlite3'}")
     await database.migrate(settings)
-    app = create_app(settings)
+    app = create_app(settings, REGISTRY)
     async with app.router.lifespan_context(app):
         assert await autocheckpoint() == 0
     await database.connect(settings)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from adapters.registry import REGISTRY
 from connector import database, inbox, shops
 from connector.app import create_app
 from connector.config import Settings
@@ -63,9 +64,9 @@ async def intake(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, S
 @asynccontextmanager
 async def intake_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services, Starlette]]:
     """As `intake`, and the app itself (for its intake state: shop cache, group commit)."""
-    app = create_app(settings)
+    app = create_app(settings, REGISTRY)
     handle = open_redis(settings)
-    services = Services(settings=settings, redis=handle)
+    services = Services(settings=settings, adapters=REGISTRY, redis=handle)
     app.state.services = services
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         yield client, services, app
@@ -76,12 +77,12 @@ async def intake_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClien
 async def drain(settings: Settings, rounds: int = 5) -> None:
     """Sweep the inbox as the cron would, then run an arq burst worker until the queue is empty; repeat."""
     handle = open_redis(settings)
-    services = Services(settings=settings, redis=handle)
+    services = Services(settings=settings, adapters=REGISTRY, redis=handle)
     try:
         for _ in range(rounds):
             # No cron in the burst worker: a per-second cron job would keep the queue from ever being empty.
             await tasks.sweep_inbox({"services": services})
-            worker = build_worker(settings, handle, own_database=False, burst=True, handle_signals=False,
+            worker = build_worker(settings, handle, REGISTRY, own_database=False, burst=True, handle_signals=False,
                                   poll_delay=0.05, cron_jobs=[])
             try:
                 await worker.async_run()

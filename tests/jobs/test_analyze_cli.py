@@ -13,7 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CDNOW = REPO.parent / "shared" / "datasets" / "cdnow"
-PURE = ["jobs/features.py", "jobs/rfm.py", "jobs/clv.py", "jobs/kpis.py", "jobs/segments.py", "jobs/analyze.py",
+PURE = ["jobs/analytics/features.py", "jobs/analytics/rfm.py", "jobs/analytics/clv.py", "jobs/analytics/kpis.py",
+        "jobs/analytics/segments.py", "jobs/analytics/analyze.py", "jobs/analytics/rules.py",
         "connector/segment_rules.py", "connector/analytics_settings.py"]
 IO = {"tortoise", "httpx", "redis", "arq", "starlette", "sqlite3", "socket", "urllib", "requests", "os", "io",
       "subprocess", "pathlib", "time", "datetime"}

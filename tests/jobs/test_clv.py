@@ -9,12 +9,12 @@ import pytest
 from scipy.optimize import approx_fprime
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.clv import (
+from jobs.analytics.clv import (
     BgNbdParams, GammaGammaParams, WEEKS_PER_MONTH, bgnbd_log_likelihood, clv_bgnbd, compress,
     conditional_expected_purchases, expected_if_alive, expected_purchases, expected_spend, fit_bgnbd,
     fit_gamma_gamma, gamma_gamma_log_likelihood, next_order_weeks, p_alive, predict, purchase_pmf,
 )
-from jobs.features import customer_features, orders_from_lines
+from jobs.analytics.features import customer_features, orders_from_lines
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CDNOW = SHARED / "datasets" / "cdnow"

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from adapters.registry import REGISTRY
 from connector import model as m
 from connector.config import Settings
 from jobs.commands.export import COLUMNS, export
-from jobs.recompute import recompute
+from jobs.tasks.recompute import recompute
 from tests.jobs.shop_data import AS_OF, order, products, seed, shop_orders
 from tests.jobs.test_recompute import new_shop, settings  # noqa: F401 (fixture)
 
@@ -23,7 +24,7 @@ async def test_guests_are_exported_with_their_segments_and_a_segment_filter_narr
     guest = m.guest_id("walk.in@example.com")
     guest_orders = [m.Upsert(order(f"g{i}", guest, AS_OF - timedelta(days=30 * i), [1])) for i in range(1, 4)]
     await seed(shop_id, products() + shop_orders(60, seed=5) + guest_orders)
-    await recompute(settings, shop_id, AS_OF)
+    await recompute(settings, REGISTRY, shop_id, AS_OF)
 
     out = io.StringIO()
     count = await export("a.myshopify.com", None, out)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.features import customer_features, orders_from_lines
+from jobs.analytics.features import customer_features, orders_from_lines
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CDNOW = SHARED / "datasets" / "cdnow"

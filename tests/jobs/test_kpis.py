@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.features import customer_features
-from jobs.kpis import cohort_matrix, period_retention, shop_kpis
+from jobs.analytics.features import customer_features
+from jobs.analytics.kpis import cohort_matrix, period_retention, shop_kpis
 
 AS_OF = pd.Timestamp("2026-11-23")
 

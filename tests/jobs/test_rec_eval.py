@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jobs.rec_eval import (evaluate, g_topfreq, gp_topfreq, leave_last_order_out, metrics, p_topfreq,
+from jobs.recommend.evaluation import (evaluate, g_topfreq, gp_topfreq, leave_last_order_out, metrics, p_topfreq,
                            split_by_date)
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

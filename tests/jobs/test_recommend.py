@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import jobs.cooccurrence as cooccurrence
+import jobs.recommend.cooccurrence as cooccurrence
 from connector.recommend_settings import RecommendSettings
-from jobs.recommend import REASONS, fit, recommend, related_products, upgrade_products
+from jobs.recommend.model import REASONS, fit, recommend, related_products, upgrade_products
 
 AS_OF = pd.Timestamp("2026-11-23")
 REPO = Path(__file__).resolve().parents[2]
@@ -181,8 +181,8 @@ def test_lines_after_as_of_and_variant_ids_do_not_change_anything() -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
-@pytest.mark.parametrize("module", ["jobs/recommend.py", "jobs/cooccurrence.py", "jobs/upsell.py",
-                                    "jobs/rec_eval.py", "connector/recommend_settings.py"])
+@pytest.mark.parametrize("module", ["jobs/recommend/model.py", "jobs/recommend/cooccurrence.py", "jobs/recommend/upsell.py",
+                                    "jobs/recommend/evaluation.py", "connector/recommend_settings.py"])
 def test_pure_modules_import_no_io_library_and_never_read_the_clock(module: str) -> None:
     tree = ast.parse((REPO / module).read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)

@@ -12,6 +12,7 @@ import pytest
 from arq import Retry
 from arq.connections import RedisSettings, create_pool
 
+from adapters.registry import REGISTRY
 from connector import database, planner, shops
 from connector import model as m
 from connector.config import Secrets, Settings
@@ -20,11 +21,12 @@ from connector.model import InstallState
 from connector.runtime import RedisHandle
 from connector.services import Services
 from connector.writeback import WritePlan
-from jobs.frames import load_shop
+from jobs.tasks.frames import load_shop
 from jobs.worker import cron_jobs, functions
-from jobs.recompute import (
-    FULL_REFIT_AT, PLANNED_THROUGH, compute, desired, load_written, plan_settings, recompute, recompute_shop, refit_due,
-    save_written,
+from connector.write_state import load as load_written, save as save_written
+from jobs.compute import compute, desired
+from jobs.tasks.recompute import (
+    FULL_REFIT_AT, PLANNED_THROUGH, plan_settings, recompute, recompute_shop, refit_due,
 )
 from tests.jobs.shop_data import AS_OF, order, products, seed, shop_orders
 
@@ -58,7 +60,7 @@ async def test_six_hundred_repeat_customers_fit_bgnbd_and_every_buyer_gets_an_in
     shop_id = await new_shop(settings)
     await seed(shop_id, products() + shop_orders(600))
 
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
 
     assert summary["status"] == "ok" and str(summary["model"]).startswith("bgnbd")
     assert summary["customers"] == 600 == await CustomerInsightRow.filter(shop_id=shop_id).count()
@@ -81,7 +83,7 @@ async def test_six_hundred_repeat_customers_fit_bgnbd_and_every_buyer_gets_an_in
 async def test_a_second_recompute_without_new_data_plans_no_write(settings: Settings) -> None:
     shop_id = await new_shop(settings)
     await seed(shop_id, products() + shop_orders(120, seed=3))
-    first = await recompute(settings, shop_id, AS_OF)
+    first = await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert first["planned"] > 100 and first["accepted"] == 0
 
     # What the adapter would do on success: the platform accepted the whole plan, and it is recorded.
@@ -92,7 +94,7 @@ async def test_a_second_recompute_without_new_data_plans_no_write(settings: Sett
     await save_written(shop_id, written, planner.record(written, full.changes), datetime.now(timezone.utc))
     assert await WriteStateRow.filter(shop_id=shop_id).count() == len(full)
 
-    second = await recompute(settings, shop_id, AS_OF + timedelta(hours=3))
+    second = await recompute(settings, REGISTRY, shop_id, AS_OF + timedelta(hours=3))
     assert second["planned"] == 0
     last = await ShopInsightRow.get(shop_id=shop_id, name="last_run")
     assert last.data["planned"] == 0 and last.data["customers"] == first["customers"]
@@ -108,7 +110,7 @@ async def test_a_switched_off_segment_plans_the_removal_of_its_tags(settings: Se
                                repeat=dataclasses.replace(settings.analytics.segments.repeat, enabled=False))
     without = dataclasses.replace(settings, analytics=dataclasses.replace(settings.analytics, segments=segs))
 
-    summary = await recompute(without, shop_id, AS_OF)
+    summary = await recompute(without, REGISTRY, shop_id, AS_OF)
 
     repeaters = sum("rt:repeat" in c.add_tags for c in first.changes)
     assert repeaters > 0 and summary["planned"] == repeaters
@@ -117,7 +119,7 @@ async def test_a_switched_off_segment_plans_the_removal_of_its_tags(settings: Se
 async def test_a_small_shop_falls_back_to_the_heuristic_model(settings: Settings) -> None:
     shop_id = await new_shop(settings)
     await seed(shop_id, products() + shop_orders(25, seed=11))
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert str(summary["model"]).startswith("heuristic: too few buyers")
     assert summary["customers"] == 25
 
@@ -134,7 +136,7 @@ async def test_test_cancelled_deleted_and_unpaid_orders_are_not_sales(settings: 
         m.Delete(m.Kind.ORDER, "deleted", at=AS_OF - timedelta(days=1)),
         m.Upsert(order("only-test", "c2", day, [5], test=True)),
     ])
-    await recompute(settings, shop_id, AS_OF)
+    await recompute(settings, REGISTRY, shop_id, AS_OF)
     data = await insight(shop_id, "c1")
     assert data["number_of_orders"] == 1 and data["amount_spent"] == 25.0
     assert not await CustomerInsightRow.exists(shop_id=shop_id, customer_id="c2")
@@ -150,7 +152,7 @@ async def test_refunds_reduce_spend_and_one_refund_is_never_counted_twice(settin
         m.Upsert(m.Refund("f2", "r2", Decimal("20"), day + timedelta(days=1))),
         m.Upsert(order("r3", "c3", day, [5], refunded=Decimal("35"))),  # fully refunded: no sale left
     ])
-    await recompute(settings, shop_id, AS_OF)
+    await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert (await insight(shop_id, "c1"))["amount_spent"] == 145.0
     assert (await insight(shop_id, "c2"))["amount_spent"] == 155.0
     assert not await CustomerInsightRow.exists(shop_id=shop_id, customer_id="c3")
@@ -165,7 +167,7 @@ async def test_an_abandoned_checkout_makes_a_cart_abandoner(settings: Settings) 
         m.Upsert(m.Checkout("k2", AS_OF - timedelta(days=2), AS_OF - timedelta(days=2), customer_id="c9",
                             total=Decimal("15"))),
     ])
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert "cart_abandoner" in (await insight(shop_id, "c1"))["segments"]
     assert "cart_abandoner" in (await insight(shop_id, "c9"))["segments"]
     assert summary["segments"]["cart_abandoner"] == 2
@@ -178,12 +180,12 @@ async def test_a_customer_deleted_on_the_platform_leaves_the_insights(settings: 
     await seed(shop_id, products() + [m.Upsert(order("o1", "c1", day, [1])), m.Upsert(order("o2", "c2", day, [2])),
                                       m.Upsert(m.Checkout("k1", abandoned, abandoned, customer_id="c1")),
                                       m.Upsert(m.Checkout("k3", abandoned, abandoned, customer_id="c3"))])
-    await recompute(settings, shop_id, AS_OF)
+    await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert sorted(r.customer_id for r in await CustomerInsightRow.filter(shop_id=shop_id)) == ["c1", "c2", "c3"]
     # Deleted, the buyer and the customer known only by an abandoned checkout both leave: the checkout row itself
     # stays (it was not deleted), but it is no longer anyone's.
     await seed(shop_id, [m.Delete(m.Kind.CUSTOMER, "c1", at=AS_OF), m.Delete(m.Kind.CUSTOMER, "c3", at=AS_OF)])
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert [r.customer_id for r in await CustomerInsightRow.filter(shop_id=shop_id)] == ["c2"]
     assert summary["segments"].get("cart_abandoner", 0) == 0
 
@@ -193,7 +195,7 @@ async def test_an_uninstalled_shop_is_neither_computed_nor_written(settings: Set
     await seed(shop_id, products() + shop_orders(30, seed=2))
     await shops.set_state(shop_id, InstallState.UNINSTALLED)
 
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
 
     assert summary == {"status": "uninstalled"}
     assert await WriteStateRow.filter(shop_id=shop_id).count() == 0
@@ -202,7 +204,7 @@ async def test_an_uninstalled_shop_is_neither_computed_nor_written(settings: Set
 
 async def test_an_empty_shop_recomputes_to_nothing(settings: Settings) -> None:
     shop_id = await new_shop(settings)
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert summary["customers"] == 0 and summary["planned"] == 0
     assert await ShopInsightRow.filter(shop_id=shop_id).count() == 4
 
@@ -212,7 +214,7 @@ async def test_events_during_a_run_queue_one_more_recompute_and_a_held_job_id_re
         settings: Settings, redis_url: str) -> None:
     shop_id = await new_shop(settings)
     await seed(shop_id, products() + shop_orders(40, seed=4))
-    services = Services(settings=settings, redis=RedisHandle(RedisSettings.from_dsn(redis_url)))
+    services = Services(settings=settings, adapters=REGISTRY, redis=RedisHandle(RedisSettings.from_dsn(redis_url)))
     queue = await create_pool(RedisSettings.from_dsn(redis_url))
     ctx = {"services": services}
 
@@ -271,7 +273,7 @@ async def in_step(settings: Settings, shop_id: int) -> None:
     await save_written(shop_id, written, planner.record(written, first.changes), datetime.now(timezone.utc))
     await shops.set_state(shop_id, InstallState.ACTIVE)
     # In step, the plan is empty: nothing goes to the platform, and the run records how far it planned.
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert summary["run"] == "full" and summary["planned"] == 0
     assert {FULL_REFIT_AT, PLANNED_THROUGH} <= set((await ShopRow.get(id=shop_id)).cursors)
 
@@ -305,7 +307,7 @@ async def test_a_scoped_run_plans_only_the_changed_customers_and_clears_a_delete
     # Refit population models move almost everyone a little, and the bought-together lists too.
     assert changed <= drift["customer"] and len(drift["customer"]) > 100 and drift["product"]
 
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
 
     assert (summary["run"], summary["scope"], summary["planned"]) == ("scoped", 11, 11)
     assert summary["customers"] == 599 == await CustomerInsightRow.filter(shop_id=shop_id).count()  # all saved
@@ -318,17 +320,17 @@ async def test_after_refit_hours_the_next_run_plans_the_drift_of_everyone_and_th
     await in_step(settings, shop_id)
     await ten_buy_again_and_one_is_deleted(shop_id)
     await shops.set_state(shop_id, InstallState.PENDING)
-    assert (await recompute(settings, shop_id, AS_OF))["run"] == "scoped"
+    assert (await recompute(settings, REGISTRY, shop_id, AS_OF))["run"] == "scoped"
     drift = await everyone_would_get(settings, shop_id)
     assert len(drift["customer"]) > 100 and drift["product"]
 
     long_ago = datetime.now(timezone.utc) - timedelta(hours=settings.schedules.refit_hours, minutes=1)
     await shops.set_cursor(shop_id, FULL_REFIT_AT, long_ago.isoformat())
-    summary = await recompute(settings, shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
 
     assert summary["run"] == "full" and summary["planned"] == len(drift["customer"]) + len(drift["product"])
     assert datetime.fromisoformat(str(await shops.get_cursor(shop_id, FULL_REFIT_AT))) > long_ago
-    assert (await recompute(settings, shop_id, AS_OF))["run"] == "scoped"  # the next refit is refit_hours away
+    assert (await recompute(settings, REGISTRY, shop_id, AS_OF))["run"] == "scoped"  # the next refit is refit_hours away
 
 
 async def test_a_settings_change_makes_the_next_run_full(settings: Settings) -> None:
@@ -338,9 +340,9 @@ async def test_a_settings_change_makes_the_next_run_full(settings: Settings) -> 
     fewer = dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, max_tags=1))
     switched_off = dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, enabled=False))
 
-    assert (await recompute(switched_off, shop_id, AS_OF))["run"] == "scoped"  # not a change of what owners carry
+    assert (await recompute(switched_off, REGISTRY, shop_id, AS_OF))["run"] == "scoped"  # not a change of what owners carry
     await shops.set_state(shop_id, InstallState.PENDING)
-    summary = await recompute(fewer, shop_id, AS_OF)
+    summary = await recompute(fewer, REGISTRY, shop_id, AS_OF)
 
     assert summary["run"] == "full" and summary["planned"] > 0
     assert await shops.get_cursor(shop_id, "plan_settings") == plan_settings(fewer)
@@ -355,8 +357,8 @@ async def test_with_write_back_off_the_changes_stay_planned_for_when_it_is_on(se
     await ten_buy_again_and_one_is_deleted(shop_id)
     off = dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, enabled=False))
 
-    first = await recompute(off, shop_id, AS_OF)
-    second = await recompute(off, shop_id, AS_OF + timedelta(hours=1))
+    first = await recompute(off, REGISTRY, shop_id, AS_OF)
+    second = await recompute(off, REGISTRY, shop_id, AS_OF + timedelta(hours=1))
 
     assert (first["run"], first["planned"]) == (second["run"], second["planned"]) == ("scoped", 11)
     assert await shops.get_cursor(shop_id, PLANNED_THROUGH) == through
@@ -376,7 +378,7 @@ async def test_the_refit_cron_queues_only_active_shops_whose_refit_is_due(settin
         await shops.set_cursors(shop_id, cursors or {})
         await shops.set_state(shop_id, state)
         shop_ids[name] = shop_id
-    services = Services(settings=settings, redis=RedisHandle(RedisSettings.from_dsn(redis_url)))
+    services = Services(settings=settings, adapters=REGISTRY, redis=RedisHandle(RedisSettings.from_dsn(redis_url)))
     queue = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
         # A debounced recompute already waits for one of them: the refit is that same job, not a second one.
@@ -395,3 +397,9 @@ async def test_the_refit_cron_queues_only_active_shops_whose_refit_is_due(settin
         await services.close()
     [cron_job] = [c for c in cron_jobs(settings) if c.coroutine is refit_due]
     assert cron_job.minute == {17} and "refit_due" in {f.name for f in functions()}  # hourly, and enqueueable
+
+
+def test_the_worker_runs_a_task_under_every_job_name_and_no_other() -> None:
+    from connector import queue  # noqa: PLC0415 - only this test needs the names
+
+    assert sorted(f.name for f in functions()) == sorted(queue.JOB_NAMES)

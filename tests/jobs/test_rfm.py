@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from jobs.rfm import GRID, GROUPS, group_of, group_slug, quantile_scores, rfm_scores
+from jobs.analytics.rfm import GRID, GROUPS, group_of, group_slug, quantile_scores, rfm_scores
 
 
 def features(n: int, seed: int = 0) -> pd.DataFrame:
@@ -27,7 +27,7 @@ def test_grid_maps_every_cell_to_exactly_one_group_and_every_group_is_used() -> 
 
 
 def test_grid_in_the_docstring_is_the_grid_in_the_code() -> None:
-    import jobs.rfm as module
+    import jobs.analytics.rfm as module
     doc = module.__doc__ or ""
     for r in range(1, 6):
         line = next(l for l in doc.splitlines() if re.match(rf"\s+{r}\s+\|", l))

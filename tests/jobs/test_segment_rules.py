@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from connector.analytics_settings import AnalyticsSettings, CustomSegment, validate_custom_segments
-from connector.segment_rules import RuleError, evaluate, parse_rule, tokenize
+from connector.segment_rules import RuleError, parse_rule, tokenize
+from jobs.analytics.rules import evaluate
 
 AS_OF = pd.Timestamp("2026-11-23")
 

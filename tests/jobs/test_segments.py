@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from connector.analytics_settings import AnalyticsSettings, CustomSegment, SegmentSettings
-from jobs.analyze import analyze
-from jobs.rfm import GROUPS, group_slug
-from jobs.segments import black_friday, builtin_segments, cart_abandoners, holiday_buyers, top_percent
+from jobs.analytics.analyze import analyze
+from jobs.analytics.rfm import GROUPS, group_slug
+from jobs.analytics.segments import black_friday, builtin_segments, cart_abandoners, holiday_buyers, top_percent
 
 AS_OF = pd.Timestamp("2026-11-23")
 

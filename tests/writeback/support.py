@@ -24,6 +24,7 @@ from starlette.routing import Route
 from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER as SHOPIFY
 from adapters.shopify.sandbox import Sandbox
+from adapters.registry import REGISTRY
 from connector import database
 from connector.app import webhook
 from connector.config import Settings
@@ -31,7 +32,7 @@ from connector.db import InboxRow
 from connector.runtime import RedisHandle
 from connector.services import Services
 from jobs import tasks
-from jobs.recompute import recompute
+from jobs.tasks.recompute import recompute
 
 # One as_of for the whole run: every recompute scores the same day, so only data changes move the plan.
 AS_OF = datetime.now(timezone.utc)
@@ -41,7 +42,7 @@ PREFIX = "rt:"
 
 def services_without_redis(settings: Settings, tmp: Path) -> Services:
     """No Redis: enqueue reports False at once and the tests run the jobs by hand, in order."""
-    return Services(settings=settings, redis=RedisHandle(RedisSettings(unix_socket_path=str(tmp / "absent.sock"))))
+    return Services(settings=settings, adapters=REGISTRY, redis=RedisHandle(RedisSettings(unix_socket_path=str(tmp / "absent.sock"))))
 
 
 def copy_database(template: Path, target: Path) -> None:
@@ -70,7 +71,7 @@ class ShopifyShop:
         return {"services": self.services, "job_try": 1}
 
     async def recompute(self, settings: Settings | None = None) -> dict[str, Any]:
-        return await recompute(settings or self.settings, self.shop_id, AS_OF)
+        return await recompute(settings or self.settings, REGISTRY, self.shop_id, AS_OF)
 
     def mark(self) -> tuple[int, int, int]:
         """(requests, mutation requests, write inputs) so far."""

@@ -18,6 +18,7 @@ import pytest
 
 from adapters.woocommerce.adapter import ADAPTER as WOOCOMMERCE
 from adapters.woocommerce.sandbox import SandboxStore
+from adapters.registry import REGISTRY
 from connector import database, shops
 from connector import model as m
 from connector.db import CustomerInsightRow, OrderRow, WriteStateRow
@@ -27,7 +28,7 @@ from jobs import tasks
 from tests.adapters.woocommerce.support import make_settings, running_store
 from tests.support.live import free_port
 from tests.writeback.support import AS_OF, copy_database, services_without_redis
-from jobs.recompute import recompute
+from jobs.tasks.recompute import recompute
 
 CUSTOMERS, GUESTS, ORDERS = 800, 60, 2500
 PREFIX = "retention_"
@@ -107,7 +108,7 @@ async def test_a_full_write_then_an_unchanged_rerun_calls_nothing_and_guests_are
     store = template.store
     calls, log = sum(store.calls.values()), len(store.batch_log)
 
-    first = await recompute(settings, template.shop_id, AS_OF)
+    first = await recompute(settings, REGISTRY, template.shop_id, AS_OF)
 
     insights = await CustomerInsightRow.filter(shop_id=template.shop_id).values_list("customer_id", flat=True)
     guests = {i for i in insights if i.startswith("guest:")}
@@ -125,14 +126,14 @@ async def test_a_full_write_then_an_unchanged_rerun_calls_nothing_and_guests_are
     assert first["accepted"] == len(rows) + await WriteStateRow.filter(shop_id=template.shop_id, owner_kind="product").count()
 
     calls = sum(store.calls.values())
-    second = await recompute(settings, template.shop_id, AS_OF)
+    second = await recompute(settings, REGISTRY, template.shop_id, AS_OF)
     assert second["planned"] == 0 and sum(store.calls.values()) == calls
 
 
 async def test_ten_changed_customers_are_the_only_ones_in_the_batch(shop: tuple[Any, Template]) -> None:
     settings, template = shop
     store = template.store
-    await recompute(settings, template.shop_id, AS_OF)
+    await recompute(settings, REGISTRY, template.shop_id, AS_OF)
     insights = await CustomerInsightRow.filter(shop_id=template.shop_id).values_list("customer_id", flat=True)
     buyers = sorted(int(i) for i in insights if not i.startswith("guest:"))
     chosen = buyers[::len(buyers) // 10][:10]
@@ -142,20 +143,20 @@ async def test_ten_changed_customers_are_the_only_ones_in_the_batch(shop: tuple[
         m.Upsert(m.Checkout(f"cart-{cid}", at, at, customer_id=str(cid), total=Decimal("20.00"))) for cid in chosen])
     calls, log = sum(store.calls.values()), len(store.batch_log)
 
-    summary = await recompute(settings, template.shop_id, AS_OF)
+    summary = await recompute(settings, REGISTRY, template.shop_id, AS_OF)
 
     assert summary["planned"] == summary["accepted"] == 10 and summary["failed"] == 0
     assert sorted(batched(store, log)) == chosen and sum(store.calls.values()) == calls + 1  # one customers/batch
     assert all("rt:cart_abandoner" in meta(store, cid)[f"{PREFIX}tags"].split(",") for cid in chosen)
     assert sum("rt:cart_abandoner" in (meta(store, c).get(f"{PREFIX}tags") or "") for c in store.customers) == 10
     calls = sum(store.calls.values())
-    assert (await recompute(settings, template.shop_id, AS_OF))["planned"] == 0 and sum(store.calls.values()) == calls
+    assert (await recompute(settings, REGISTRY, template.shop_id, AS_OF))["planned"] == 0 and sum(store.calls.values()) == calls
 
 
 async def test_customers_deleted_from_the_store_are_cleared_once_and_then_left_alone(shop: tuple[Any, Template]) -> None:
     settings, template = shop
     store = template.store
-    await recompute(settings, template.shop_id, AS_OF)
+    await recompute(settings, REGISTRY, template.shop_id, AS_OF)
     rows = await WriteStateRow.filter(shop_id=template.shop_id, owner_kind="customer").values_list("owner_id", flat=True)
     gone = sorted(int(i) for i in rows)[:2]
     for cid in gone:  # the merchant deletes them; customer.deleted carries only the id
@@ -164,11 +165,11 @@ async def test_customers_deleted_from_the_store_are_cleared_once_and_then_left_a
         await apply_changes(template.shop_id, WOOCOMMERCE.normalize("customer.deleted", {"id": cid}))
 
     log = len(store.batch_log)
-    cleared = await recompute(settings, template.shop_id, AS_OF)  # others move with the models: the full refit writes
+    cleared = await recompute(settings, REGISTRY, template.shop_id, AS_OF)  # others move with the models: the full refit writes
 
     # customers/batch answers woocommerce_rest_invalid_id for them: nothing of ours is left, the clear is done.
     assert cleared["failed"] == 0 and cleared["accepted"] == cleared["planned"] == 2
     assert sorted(batched(store, log)) == gone
     assert await WriteStateRow.filter(shop_id=template.shop_id, owner_id__in=[str(c) for c in gone]).count() == 0
     calls = sum(store.calls.values())
-    assert (await recompute(settings, template.shop_id, AS_OF))["planned"] == 0 and sum(store.calls.values()) == calls
+    assert (await recompute(settings, REGISTRY, template.shop_id, AS_OF))["planned"] == 0 and sum(store.calls.values()) == calls

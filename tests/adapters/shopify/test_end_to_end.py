@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER
+from adapters.registry import REGISTRY
 from connector import shops
 from connector.app import webhook
 from connector.db import CustomerRow, InboxRow, OrderRow, ProductRow, ShopRow
@@ -29,7 +30,7 @@ async def test_a_store_is_installed_backfilled_and_kept_in_sync(tmp_path: Any) -
     await open_database(settings)
     sandbox = make_sandbox(maximum_available=20000, restore_rate=10000).seed(30, 8, seed=21)
     # No Redis: enqueue reports False and the jobs are run here by hand, in order.
-    services = Services(settings=settings, redis=RedisHandle(RedisSettings(unix_socket_path=str(tmp_path / "absent.sock"))))
+    services = Services(settings=settings, adapters=REGISTRY, redis=RedisHandle(RedisSettings(unix_socket_path=str(tmp_path / "absent.sock"))))
     app = Starlette(routes=[Route("/webhooks/{platform}", webhook, methods=["POST"]), *ADAPTER.routes()])
     app.state.services = services
     ctx = {"services": services}

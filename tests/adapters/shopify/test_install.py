@@ -18,6 +18,7 @@ from adapters.shopify.client import shopify_base_url
 from adapters.shopify.connect import http_client, open_client
 from adapters.shopify.oauth import query_hmac
 from adapters.shopify.sandbox import Sandbox
+from adapters.registry import REGISTRY
 from connector import database, shops
 from connector.db import ShopRow
 from connector.model import Platform
@@ -48,7 +49,7 @@ async def env(tmp_path: Any, request: pytest.FixtureRequest) -> AsyncIterator[En
     # and the inbox sweep would catch up), which spares each test the 1.5 s redis-server shutdown.
     wants_redis = "queues_the_install_job" in request.node.name
     redis = open_redis(settings) if wants_redis else RedisHandle(RedisSettings(unix_socket_path=str(tmp_path / "absent.sock")))
-    services = Services(settings=settings, redis=redis)
+    services = Services(settings=settings, adapters=REGISTRY, redis=redis)
     app = Starlette(routes=ADAPTER.routes())
     app.state.services = services
     try:
@@ -247,5 +248,5 @@ async def test_reconciliation_recreates_a_dropped_webhook_subscription(env: Env)
     store = env.sandbox.store
     dropped = next(k for k, s in store.subscriptions.items() if s["topic"] == "ORDERS_PAID")
     del store.subscriptions[dropped]  # Shopify deletes API subscriptions after 8 failed deliveries
-    assert await ADAPTER.ensure_webhooks(conn) == ["orders/paid"]
-    assert len(store.subscriptions) == 16 and await ADAPTER.ensure_webhooks(conn) == []
+    assert (await ADAPTER.ensure_webhooks(conn)).created == ["orders/paid"]
+    assert len(store.subscriptions) == 16 and (await ADAPTER.ensure_webhooks(conn)).created == []

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from adapters.registry import REGISTRY
 from connector import shops
 from connector.app import create_app
 from connector.crypto import decrypt_json
@@ -24,7 +25,7 @@ async def app(tmp_path: Path) -> AsyncIterator[Any]:
     port = free_port()
     settings = make_settings(tmp_path, application_url=f"http://127.0.0.1:{port}")
     await prepare_database(settings)
-    application = create_app(settings)
+    application = create_app(settings, REGISTRY)
     async with serve_here(application, port) as url:
         application.state.url = url
         yield application

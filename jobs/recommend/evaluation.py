@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from connector.recommend_settings import RecommendSettings
-from jobs.recommend import fit, recommend
+from jobs.recommend.model import fit, recommend
 
 MODELS: tuple[str, ...] = ("ours", "G-TopFreq", "P-TopFreq", "GP-TopFreq")
 

@@ -10,7 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 
 from connector.database import sql
-from jobs.features import to_naive_utc
+from jobs.analytics.features import to_naive_utc
 
 # WooCommerce keeps unpaid orders as pending / on-hold (not a sale yet); a voided or expired Shopify
 # authorization never took money. Cancelled and failed orders already carry `cancelled`.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jobs.features import as_of_day, valid_orders
+from jobs.analytics.features import as_of_day, valid_orders
 
 
 def period_retention(orders: pd.DataFrame, as_of: object, period_days: int) -> dict[str, float | int]:

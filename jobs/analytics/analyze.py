@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.clv import BgNbdParams, GammaGammaParams, conditional_expected_purchases, predict
-from jobs.features import as_of_day, customer_features, valid_orders
-from jobs.kpis import cohort_matrix, shop_kpis
-from jobs.rfm import rfm_scores
-from jobs.segments import segment_table
+from jobs.analytics.clv import BgNbdParams, GammaGammaParams, conditional_expected_purchases, predict
+from jobs.analytics.features import as_of_day, customer_features, valid_orders
+from jobs.analytics.kpis import cohort_matrix, shop_kpis
+from jobs.analytics.rfm import rfm_scores
+from jobs.analytics.segments import segment_table
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings, CustomSegment
-from connector.segment_rules import evaluate, parse_rule
-from jobs.features import as_of_day, valid_orders
-from jobs.rfm import GROUPS, group_slug
+from connector.segment_rules import parse_rule
+from jobs.analytics.rules import evaluate
+from jobs.analytics.features import as_of_day, valid_orders
+from jobs.analytics.rfm import GROUPS, group_slug
 
 
 def black_friday(year: int) -> pd.Timestamp:

@@ -8,8 +8,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from connector.recommend_settings import RecommendSettings
-from jobs.cooccurrence import bought_together, incidence, top_n_per_row
-from jobs.upsell import upgrades
+from jobs.recommend.cooccurrence import bought_together, incidence, top_n_per_row
+from jobs.recommend.upsell import upgrades
 
 REASONS: tuple[str, ...] = ("due_to_reorder", "bought_together", "upgrade", "trending")
 _DAY = np.timedelta64(1, "D")

@@ -1,0 +1,71 @@
+"""The write_state table's one owner: what the platform accepted the last time we wrote to each owner."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from tortoise.connection import get_connection
+from tortoise.transactions import in_transaction
+
+from connector import planner
+from connector.database import sql, timestamp
+from connector.db import WriteStateRow
+from connector.planner import OwnerKey, OwnerState
+
+BATCH = 20_000  # rows per executemany: bounds the memory of one statement's parameters
+
+
+def _loads(value: Any) -> Any:
+    """A JSON column as read raw: text on SQLite, already decoded (jsonb) on PostgreSQL."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+async def load(shop_id: int) -> dict[OwnerKey, OwnerState]:
+    """What the platform accepted last time, per owner of the shop."""
+    conn = get_connection("default")
+    _, rows = await conn.execute_query(
+        sql(conn, "SELECT owner_kind, owner_id, tags, metafields FROM write_state WHERE shop_id = ?"), [shop_id])
+    return {(str(r[0]), str(r[1])): planner.state_from_row(_loads(r[2]), _loads(r[3])) for r in rows}
+
+
+async def save(shop_id: int, before: Mapping[OwnerKey, OwnerState], after: Mapping[OwnerKey, OwnerState],
+               at: datetime) -> int:
+    """Store the owners whose written state changed; owners we no longer write anything to are removed."""
+    conn = get_connection("default")
+    stamp = timestamp(conn, at)
+    rows = []
+    for (kind, owner), state in after.items():
+        if before.get((kind, owner)) != state:
+            tags, fields = planner.state_to_row(state)
+            rows.append((shop_id, kind, owner, json.dumps(tags), json.dumps(fields), stamp))
+    removals = [(shop_id, kind, owner) for kind, owner in before if (kind, owner) not in after]
+    upsert = sql(conn, "INSERT INTO write_state (shop_id, owner_kind, owner_id, tags, metafields, written_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, owner_kind, owner_id) DO UPDATE SET "
+                       "tags = excluded.tags, metafields = excluded.metafields, written_at = excluded.written_at")
+    delete = sql(conn, "DELETE FROM write_state WHERE shop_id = ? AND owner_kind = ? AND owner_id = ?")
+    # Each row stands alone (what the platform accepted for one owner), so batches commit separately.
+    for statement, values in ((upsert, rows), (delete, removals)):
+        for start in range(0, len(values), BATCH):
+            async with in_transaction() as tx:
+                await tx.execute_many(statement, values[start:start + BATCH])
+    return len(rows) + len(removals)
+
+
+async def tags_of(shop_id: int, owner_ids: Iterable[str]) -> dict[OwnerKey, list[str]]:
+    """The tags last accepted on these owners (a platform without tag calls rewrites the whole list from them)."""
+    rows = await WriteStateRow.filter(shop_id=shop_id, owner_id__in=list(owner_ids)).values(
+        "owner_kind", "owner_id", "tags")
+    return {(str(r["owner_kind"]), str(r["owner_id"])): list(r["tags"] or []) for r in rows}
+
+
+async def forget_customers(shop_id: int, customer_ids: Iterable[str]) -> None:
+    """Drop what we wrote to these customers (they were redacted)."""
+    await WriteStateRow.filter(shop_id=shop_id, owner_kind="customer", owner_id__in=list(customer_ids)).delete()
+
+
+async def count(shop_id: int, owner_kind: str | None = None) -> int:
+    """How many owners (of one kind, or all) the shop has write state for."""
+    query = WriteStateRow.filter(shop_id=shop_id)
+    return await (query.filter(owner_kind=owner_kind) if owner_kind else query).count()

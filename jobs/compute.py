@@ -1,0 +1,106 @@
+"""The pure part of a recompute: a shop's frames, settings and as_of in; analysis, recommendations and the
+state every owner should carry out (no I/O, no clock)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from connector import planner
+from connector.planner import CustomerFacts, OwnerKey, OwnerState
+from jobs.analytics.analyze import AnalysisResult, analyze
+from jobs.analytics.features import as_of_day
+from jobs.recommend.model import fit, recommend, related_products
+
+if TYPE_CHECKING:
+    from connector.config import Settings
+    from jobs.tasks.frames import ShopFrames
+
+
+@dataclass(frozen=True)
+class Computed:
+    """What one recompute worked out for a shop."""
+
+    analysis: AnalysisResult
+    recommendations: dict[str, list[dict[str, Any]]]  # customer -> items, best first
+    related: dict[str, list[str]]  # product -> bought-together products, best first
+
+
+def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Computed:
+    """The pure part: analytics on the orders, recommendations on the lines."""
+    stamp = pd.Timestamp(as_of)
+    as_of = (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp).to_pydatetime()
+    result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts)
+    recs: dict[str, list[dict[str, Any]]] = {}
+    related: dict[str, list[str]] = {}
+    if len(frames.lines):
+        # The end of the as_of day: every rerun on the same day scores the same, so an unchanged shop plans nothing.
+        day_end = as_of_day(as_of) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+        model = fit(frames.lines, day_end, frames.catalog, settings.recommendations)
+        table = recommend(model)
+        table = table.sort_values(["customer_id", "rank"], kind="stable")
+        because = [None if pd.isna(b) else b for b in table["because_of"].tolist()]
+        for cid, pid, reason, seed in zip(table["customer_id"].tolist(), table["product_id"].tolist(),
+                                          table["reason"].tolist(), because):
+            recs.setdefault(cid, []).append({"product_id": pid, "reason": reason, "because_of": seed})
+        pairs = related_products(model, settings.writeback.related_per_product)
+        for pid, other in zip(pairs["product_id"].tolist(), pairs["related_product_id"].tolist()):
+            related.setdefault(str(pid), []).append(str(other))
+    return Computed(result, recs, related)
+
+
+def _segment_lists(segments: pd.DataFrame) -> list[list[str]]:
+    """Per customer (in frame order) the slugs of the segments they are in."""
+    names = np.asarray(segments.columns, dtype=object)
+    matrix = segments.to_numpy(dtype=bool)
+    rows, cols = np.nonzero(matrix)
+    bounds = np.searchsorted(rows, np.arange(len(segments) + 1))
+    return [names[cols[bounds[i]:bounds[i + 1]]].tolist() for i in range(len(segments))]
+
+
+def customer_facts(computed: Computed, only: AbstractSet[str] | None = None) -> dict[str, CustomerFacts]:
+    """The planner's input per customer (every customer, or only those in `only`)."""
+    customers = computed.analysis.customers
+    if only is not None:
+        customers = customers.loc[customers.index.astype(str).isin(list(only))]
+    segments = _segment_lists(computed.analysis.segments.reindex(customers.index, fill_value=False))
+    rfm = customers["rfm_score"] if "rfm_score" in customers else pd.Series(np.nan, index=customers.index)
+    rfm_text = [None if pd.isna(v) else str(int(v)) for v in pd.to_numeric(rfm, errors="coerce")]
+    nxt = pd.to_datetime(customers["expected_next_order_date"], errors="coerce")
+    nxt_text = [None if pd.isna(v) else v for v in nxt.dt.strftime("%Y-%m-%d")]
+    group = customers.get("rfm_group", pd.Series(None, index=customers.index))
+    groups = [None if pd.isna(g) else str(g) for g in group.tolist()]
+    clv = customers.get("predicted_clv", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
+    alive = customers.get("p_alive", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
+    recs = computed.recommendations
+    out: dict[str, CustomerFacts] = {}
+    for i, cid in enumerate(customers.index.astype(str).tolist()):
+        out[cid] = CustomerFacts(segments=segments[i], rfm=rfm_text[i], rfm_group=groups[i], predicted_clv=clv[i],
+                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()))
+    return out
+
+
+def insight_rows(computed: Computed) -> list[tuple[str, str, str]]:
+    """(customer_id, data JSON, segments JSON) per customer; pandas' JSON writer does the per-row work in C."""
+    customers = computed.analysis.customers
+    segments = _segment_lists(computed.analysis.segments.reindex(customers.index, fill_value=False))
+    frame = customers.copy()
+    frame["recommendations"] = [computed.recommendations.get(c, []) for c in customers.index.astype(str)]
+    text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", default_handler=str)
+    data = text.split("\n")[: len(frame)]
+    return [(str(cid), doc, json.dumps(seg)) for cid, doc, seg in zip(customers.index, data, segments)]
+
+
+def desired(settings: "Settings", platform: str, computed: Computed,
+            customers: AbstractSet[str] | None = None) -> dict[OwnerKey, OwnerState]:
+    """The state we want on every owner of the shop, or on just these customers (no products then)."""
+    wb = settings.writeback
+    related = computed.related if customers is None else {}
+    return planner.desired_state(platform, customer_facts(computed, customers), related, prefix=wb.tag_prefix,
+                                 max_tags=wb.max_tags, recommendations=wb.recommendations_per_customer,
+                                 related_per_product=wb.related_per_product)

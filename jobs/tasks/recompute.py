@@ -1,0 +1,204 @@
+"""The recompute task: load a shop once, run analytics and recommendations, save insights, write back the diff."""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from arq import Retry
+
+from connector import insights, planner, queue, shops, store, write_state
+from connector.adapter import Adapter
+from connector.config import Settings
+from connector.db import CustomerRow, ShopRow
+from connector.model import InstallState, Platform
+from connector.planner import OwnerKey, OwnerState
+from connector.services import Services
+from connector.store import Applied
+from connector.writeback import WritePlan, WriteResult
+from jobs.compute import Computed, compute, desired, insight_rows
+from jobs.tasks.context import services
+from jobs.tasks.frames import load_shop
+
+log = logging.getLogger("retention.recompute")
+
+# Shop cursors. Population models (BG/NBD, Gamma-Gamma, RFM ranks, top-% segments, co-occurrence) are refit on every
+# run, so a few new orders nudge almost everyone's values. Writing that drift on every run would touch every owner:
+# a scoped run writes only the customers whose data changed, and a full run (every refit_hours) writes the drift.
+FULL_REFIT_AT = "full_refit_at"  # when the last full run planned every owner
+PLAN_SETTINGS = "plan_settings"  # digest of the settings that full run planned with
+PLANNED_THROUGH = "planned_through"  # customers changed after this time are not written yet
+
+
+async def save_insights(shop_id: int, computed: Computed, at: datetime) -> int:
+    """Store every customer's insight and the shop's (models, KPIs, related products)."""
+    summary = computed.analysis.to_json_dict()
+    model_keys = ("as_of", "model", "bgnbd", "gamma_gamma")
+    shop = {
+        "kpis": json.dumps({k: v for k, v in summary.items() if k not in model_keys[2:]}),
+        "model": json.dumps({k: summary.get(k) for k in model_keys}),
+        "related_products": json.dumps(computed.related),
+    }
+    return await insights.save(shop_id, insight_rows(computed), shop, at)
+
+
+def plan_settings(settings: Settings) -> str:
+    """A digest of the settings that shape what every owner should carry (write-back on or off is not one)."""
+    wb = settings.writeback
+    shape = (settings.analytics, settings.recommendations, wb.tag_prefix, wb.max_tags,
+             wb.recommendations_per_customer, wb.related_per_product)
+    return hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
+
+
+def full_refit_due(cursors: Mapping[str, Any], settings: Settings, now: datetime) -> bool:
+    """A full run is due when none was recorded, the last is refit_hours old, or the settings changed since."""
+    last = cursors.get(FULL_REFIT_AT)
+    if last is None or cursors.get(PLAN_SETTINGS) != plan_settings(settings):
+        return True
+    return now - datetime.fromisoformat(str(last)) >= timedelta(hours=settings.schedules.refit_hours)
+
+
+async def changed_since(shop_id: int, since: datetime) -> set[str]:
+    """Customers whose data an apply changed after `since`, deleted ones included (their tags must be cleared)."""
+    ids = await CustomerRow.filter(shop_id=shop_id, changed_at__gt=since).values_list("platform_id", flat=True)
+    return {str(i) for i in ids}
+
+
+async def write_back(settings: Settings, adapter: Adapter, row: ShopRow, plan: WritePlan) -> WriteResult:
+    """Send a plan through the shop's platform adapter."""
+    return await adapter.write(await shops.connection(settings, row), plan)
+
+
+async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], shop_id: int, as_of: datetime, *,
+                    full: bool = False) -> dict[str, Any]:
+    """Load → analyse → save insights → plan (full or scoped) → write (active shops only) → record what was accepted.
+
+    Insights are saved for everyone on every run; only the write plan is scoped. A full run (forced, first, settings
+    changed, or refit_hours after the last) plans every owner. A customer whose write failed is stamped as changed,
+    so the next run, scoped or full, plans them again; a product's failed write waits for the next full run.
+    """
+    started = time.perf_counter()
+    row = await ShopRow.get_or_none(id=shop_id)
+    if row is None:
+        return {"status": "gone"}
+    if row.state == InstallState.UNINSTALLED.value:
+        return {"status": "uninstalled"}  # uninstalling stops all work, writes first of all
+    # Taken before the load, so a change stamped later is in the next run's scope. A change stamped before it but
+    # committed during the load may be missed by both runs: the next full refit writes it.
+    through = shops.utcnow()
+    planned_through = row.cursors.get(PLANNED_THROUGH)
+    full = full or planned_through is None or full_refit_due(row.cursors, settings, through)
+    scope = None if full else await changed_since(shop_id, datetime.fromisoformat(str(planned_through)))
+    with _without_cyclic_gc():
+        summary, plan, written = await _analyse_and_plan(settings, row, as_of, started, scope)
+    # Read the shop again: an uninstall that arrived during the computation must stop the write.
+    current = await ShopRow.get_or_none(id=shop_id)
+    sent = settings.writeback.enabled and current is not None and current.state == InstallState.ACTIVE.value
+    if sent and current is not None and len(plan):
+        result = await write_back(settings, adapters[Platform(current.platform)], current, plan)
+        after = planner.record(written, result.accepted)
+        await write_state.save(shop_id, written, after, datetime.now(timezone.utc))
+        summary.update(accepted=len(result.accepted), failed=len(result.failed))
+        for change, reason in result.failed[:5]:
+            log.warning("shop %s: %s %s not written: %s", shop_id, change.owner_kind, change.owner_id, reason)
+        # Stamped after `through`: the next scoped run plans these customers again instead of leaving them to
+        # the next full refit (products are planned by full runs only, so theirs wait for that).
+        refused = {change.owner_id for change, _ in result.failed if change.owner_kind == "customer"}
+        if refused:
+            await store.mark_changed(shop_id, refused)
+    if current is not None:
+        # The mark moves only when the plan reached the platform (or was empty): with write-back off or a shop not
+        # active, the changes stay in scope and are written once writing is possible.
+        cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent else {}
+        if full:
+            cursors.update({FULL_REFIT_AT: through.isoformat(), PLAN_SETTINGS: plan_settings(settings)})
+        if cursors:
+            await shops.set_cursors(shop_id, cursors)
+    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    # What the last run planned and the platform accepted, for the admin and for operators.
+    await insights.set_shop(shop_id, "last_run", summary)
+    return summary
+
+
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Millions of small long-lived objects (rows, facts, plans): the cyclic GC would rescan them again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, started: float,
+                            scope: set[str] | None) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState]]:
+    """Scope None: plan every owner. Otherwise only these customers, gone ones included, and no product."""
+    shop_id = row.id
+    frames = await load_shop(shop_id)
+    loaded = time.perf_counter()
+    computed = compute(frames, settings, as_of)
+    computed_at = time.perf_counter()
+    saved = await save_insights(shop_id, computed, datetime.now(timezone.utc))
+    saved_at = time.perf_counter()
+    written = await write_state.load(shop_id)
+    want = desired(settings, row.platform, computed, scope)
+    owners = None if scope is None else {("customer", cid) for cid in scope}
+    plan = planner.plan(want, written, managed_prefix=settings.writeback.tag_prefix, owners=owners)
+    summary: dict[str, Any] = {
+        "status": "ok", "model": computed.analysis.model, "orders": int(frames.orders["valid"].sum()),
+        "customers": saved, "run": "full" if scope is None else "scoped",
+        "scope": len(set(want) | set(written)) if owners is None else len(owners),
+        "planned": len(plan), "accepted": 0, "failed": 0,
+        "segments": {name: int(computed.analysis.segments[name].sum()) for name in computed.analysis.segments.columns},
+        "seconds": {"load": round(loaded - started, 3), "compute": round(computed_at - loaded, 3),
+                    "save": round(saved_at - computed_at, 3), "plan": round(time.perf_counter() - saved_at, 3)},
+    }
+    return summary, plan, written
+
+
+async def recompute_shop(ctx: dict[str, Any], shop_id: int) -> dict[str, Any]:
+    """arq task: recompute now; if events marked the shop dirty meanwhile, run once more after the debounce."""
+    found = services(ctx)
+    row = await ShopRow.get_or_none(id=shop_id)
+    if row is None:
+        return {"status": "gone"}
+    dirty_before = row.cursors.get("dirty_at")
+    summary = await recompute(found.settings, found.adapters, shop_id, shops.utcnow())
+    row = await ShopRow.get_or_none(id=shop_id)
+    if row is not None and row.state != InstallState.UNINSTALLED.value and row.cursors.get("dirty_at") != dirty_before:
+        delay = found.settings.schedules.recompute_debounce_seconds
+        queued = await found.enqueue(queue.RECOMPUTE_SHOP, shop_id, job_id=queue.recompute_id(shop_id), defer_by=delay)
+        if not queued:
+            # arq refuses a job id that is still queued or running — this very job holds it — so run it again.
+            raise Retry(defer=delay)
+        summary["requeued"] = True
+    return summary
+
+
+async def refit_due(ctx: dict[str, Any]) -> int:
+    """Cron: queue a recompute of every active shop whose full refit is due (it runs full, writing the drift)."""
+    found = services(ctx)
+    now = shops.utcnow()
+    due = [row.id for row in await ShopRow.filter(state=InstallState.ACTIVE.value).only("id", "cursors")
+           if full_refit_due(row.cursors, found.settings, now)]
+    for shop_id in due:
+        # The debounced job's id: a recompute already queued for the shop is that one, and it runs full.
+        await found.enqueue(queue.RECOMPUTE_SHOP, shop_id, job_id=queue.recompute_id(shop_id))
+    return len(due)
+
+
+async def schedule_recompute(found: Services, shop_id: int, applied: Applied) -> None:
+    """Mark the shop dirty and queue one debounced recompute (a burst of events costs one)."""
+    if not applied.changed or applied.uninstalled or applied.erased:
+        return
+    await shops.set_cursor(shop_id, "dirty_at", shops.utcnow().isoformat())
+    await found.enqueue(queue.RECOMPUTE_SHOP, shop_id, job_id=queue.recompute_id(shop_id),
+                        defer_by=found.settings.schedules.recompute_debounce_seconds)
