@@ -5,13 +5,14 @@ import asyncio
 import json
 import logging
 import random
+import secrets
 import weakref
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from woocommerce.oauth import OAuth  # pure CPU signer; the package's synchronous HTTP is never used
@@ -31,6 +32,25 @@ PERMANENT_5XX = (501, 505)  # e.g. woocommerce_rest_trash_not_supported is a 501
 _SEMAPHORES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]]" = (
     weakref.WeakKeyDictionary()
 )
+
+
+class Signer(OAuth):
+    """woocommerce.oauth.OAuth (no shared state: one per request) with the nonce and encoding WooCommerce checks."""
+
+    @staticmethod
+    def generate_nonce() -> str:
+        # The package hashes 8 random digits (10^8 nonces); WooCommerce keeps each key's nonces for 15 minutes and
+        # refuses a repeat with a 401, which long syncs would hit now and then.
+        return secrets.token_hex(16)
+
+    @staticmethod
+    def normalize_parameters(params: Mapping[str, Any]) -> dict[str, str]:
+        # WC_REST_Authentication signs rawurlencode(key) "=" rawurlencode(value), encoded once more; the package
+        # leaves "/" unencoded and decodes values twice, so a value with "/" or "%" would not verify.
+        def encode(value: Any) -> str:
+            return quote(str(value), safe="-_.~").replace("%", "%25")
+
+        return {encode(key): encode(value) for key, value in params.items()}
 
 
 def store_semaphore(store_url: str, limit: int) -> asyncio.Semaphore:
@@ -150,7 +170,7 @@ class WooClient:
         if self._basic:
             return url
         # One signed URL, sent with no extra params (the package's API class sends params twice: PR #101).
-        return OAuth(url=url, consumer_key=self._key, consumer_secret=self._secret, version="wc/v3", method=method).get_oauth_url()
+        return Signer(url=url, consumer_key=self._key, consumer_secret=self._secret, version="wc/v3", method=method).get_oauth_url()
 
     async def request(
         self, method: str, endpoint: str, params: Mapping[str, Any] | None = None, body: Any = None
