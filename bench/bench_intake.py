@@ -35,7 +35,7 @@ from app_setup import bench_config, env_for, inbox_rows, install_shop, settings_
 from apply_rate import apply  # noqa: E402
 from http_load import Result, closed_loop, merged, open_loop  # noqa: E402
 from payloads import PATH, Deliveries  # noqa: E402
-from processes import bare, free_port, redis_server, server  # noqa: E402
+from processes import bare, free_port, server  # noqa: E402
 from report import emit  # noqa: E402
 
 CONNECTIONS = int(os.environ.get("BENCH_INTAKE_CONNECTIONS", "32"))
@@ -119,11 +119,13 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "bare":
         bare(int(sys.argv[2]), sys.argv[3])
         return 0
+    from connector.runtime import start_redis_server
+
     workdir = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     try:
-        with redis_server(workdir) as redis_url:
-            bad = intake(workdir, redis_url)
-            rc = apply(workdir, redis_url)
+        with start_redis_server(workdir, port=free_port()) as redis:  # no persistence
+            bad = intake(workdir, redis.url)
+            rc = apply(workdir, redis.url)
         if bad:
             print(f"# intake: {bad} problem(s), logs were in {workdir}", file=sys.stderr)
         return 1 if (bad or rc) else 0

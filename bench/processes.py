@@ -22,34 +22,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """A real redis-server on a loopback port (no persistence)."""
-    import redis
-
-    from connector.runtime import redis_server_binary
-
-    port = free_port()
-    proc = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        stop(proc)
-
-
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL if it hangs."""
     if proc.poll() is None:
