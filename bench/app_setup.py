@@ -26,6 +26,7 @@ def bench_config(workdir: Path) -> Path:
 
 
 def env_for(data_dir: Path, config: Path, redis_url: str, database_url: str = "") -> dict[str, str]:
+    """The environment of the app's processes: this data dir and config, the bench secrets, these URLs."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(RETENTION_DATA_DIR=str(data_dir), RETENTION_CONFIG=str(config), SHOPIFY_API_SECRET=SECRET,
                RETENTION_ENCRYPTION_KEY=ENCRYPTION_KEY, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
@@ -35,6 +36,7 @@ def env_for(data_dir: Path, config: Path, redis_url: str, database_url: str = ""
 
 
 def settings_from(env: dict[str, str]) -> Any:
+    """The Settings those processes load."""
     from connector.config import load_settings
 
     return load_settings(env["RETENTION_CONFIG"], env=env)
@@ -54,6 +56,7 @@ async def install_shop(settings: Any) -> int:
 
 
 async def inbox_rows(settings: Any) -> int:
+    """How many inbox rows the database holds."""
     from connector import database
     from connector.db import InboxRow
 

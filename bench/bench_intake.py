@@ -116,6 +116,7 @@ async def run_load(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
 
 
 def main() -> int:
+    """`bare PORT LOG_LEVEL` serves the baseline (a child process); else the whole bench on a throwaway Redis."""
     if len(sys.argv) > 1 and sys.argv[1] == "bare":
         bare(int(sys.argv[2]), sys.argv[3])
         return 0

@@ -52,6 +52,7 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, path: st
 
 @contextmanager
 def server(args: list[str], env: dict[str, str], log: Path, port: int, path: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`python args…` from the repo root, output to `log`, until it answers on `path`; stopped after."""
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
