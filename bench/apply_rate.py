@@ -34,7 +34,8 @@ async def apply_side(label: str) -> None:
     """(In its own process.) Accept APPLY_EVENTS deliveries as intake does, then time one worker applying them."""
     import redis.asyncio as aioredis
 
-    from connector import database, inbox
+    from adapters.registry import REGISTRY
+    from connector import database, inbox, queue
     from connector.db import InboxRow
     from connector.runtime import open_redis
     from connector.services import Services
@@ -48,7 +49,7 @@ async def apply_side(label: str) -> None:
     await client.aclose()
     await database.connect(settings)
     handle = open_redis(settings)
-    services = Services(settings=settings, redis=handle)
+    services = Services(settings=settings, redis=handle, adapters=REGISTRY)
     deliveries = Deliveries(seed=3)
     try:
         started = time.perf_counter()
@@ -56,11 +57,11 @@ async def apply_side(label: str) -> None:
             event_id, body = deliveries.next()
             inbox_id, new = await inbox.record(shop_id, "shopify", "orders/create", event_id, body)
             assert new
-            await services.enqueue("apply_event", inbox_id, job_id=f"apply:{inbox_id}:0")
+            await services.enqueue(queue.APPLY_EVENT, inbox_id, job_id=queue.apply_id(inbox_id))
         accept = time.perf_counter() - started
         emit(f"accept_rate_{label}", APPLY_EVENTS / accept, "events/s", note="inbox.record + enqueue in-process")
         # The shipped worker settings (max_jobs, timeouts); no cron: the sweep and reconciliation are not the figure.
-        worker = build_worker(settings, handle, own_database=False, handle_signals=False, cron_jobs=[])
+        worker = build_worker(settings, handle, REGISTRY, own_database=False, handle_signals=False, cron_jobs=[])
         started = time.perf_counter()
         task = asyncio.create_task(worker.async_run())
         while True:
