@@ -397,9 +397,3 @@ async def test_the_refit_cron_queues_only_active_shops_whose_refit_is_due(settin
         await services.close()
     [cron_job] = [c for c in cron_jobs(settings) if c.coroutine is refit_due]
     assert cron_job.minute == {17} and "refit_due" in {f.name for f in functions()}  # hourly, and enqueueable
-
-
-def test_the_worker_runs_a_task_under_every_job_name_and_no_other() -> None:
-    from connector import queue  # noqa: PLC0415 - only this test needs the names
-
-    assert sorted(f.name for f in functions()) == sorted(queue.JOB_NAMES)
