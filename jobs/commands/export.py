@@ -8,9 +8,9 @@ import json
 import sys
 from typing import Any, TextIO
 
-from connector import database
+from connector import database, insights
 from connector.config import load_settings
-from connector.db import CustomerInsightRow, CustomerRow, ShopRow
+from connector.db import CustomerRow, ShopRow
 
 COLUMNS = ("customer_id", "email", "guest", "segments", "rfm_group", "number_of_orders", "amount_spent",
            "predicted_clv", "p_alive", "expected_next_order_date", "recommended_products")
@@ -29,7 +29,7 @@ async def export(domain: str, segment: str | None, out: TextIO) -> int:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     count = 0
-    for row in await CustomerInsightRow.filter(shop_id=shop.id).order_by("customer_id"):
+    for row in await insights.customers(shop.id):
         segments, data = _loads(row.segments) or [], _loads(row.data) or {}
         if segment and segment not in segments:
             continue
