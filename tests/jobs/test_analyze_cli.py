@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.fixtures import CDNOW
+
 REPO = Path(__file__).resolve().parents[2]
-CDNOW = REPO.parent / "shared" / "datasets" / "cdnow"
 PURE = ["jobs/features.py", "jobs/rfm.py", "jobs/clv.py", "jobs/kpis.py", "jobs/segments.py", "jobs/analyze.py",
         "connector/segment_rules.py", "connector/analytics_settings.py"]
 IO = {"tortoise", "httpx", "redis", "arq", "starlette", "sqlite3", "socket", "urllib", "requests", "os", "io",
