@@ -16,7 +16,6 @@ from connector.runtime import RedisProcess, start_redis_server
 from tests.support.live import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 

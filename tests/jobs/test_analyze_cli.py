@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.fixtures import CDNOW
+
 REPO = Path(__file__).resolve().parents[2]
-CDNOW = REPO.parent / "shared" / "datasets" / "cdnow"
 PURE = ["jobs/analytics/features.py", "jobs/analytics/rfm.py", "jobs/analytics/clv.py", "jobs/analytics/kpis.py",
         "jobs/analytics/segments.py", "jobs/analytics/analyze.py", "jobs/analytics/rules.py",
         "connector/segment_rules.py", "connector/analytics_settings.py"]

@@ -1,8 +1,6 @@
 """BG/NBD and Gamma-Gamma fits against the published CDNOW results, CLV and fallbacks."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,9 +13,8 @@ from jobs.analytics.clv import (
     fit_gamma_gamma, gamma_gamma_log_likelihood, next_order_weeks, p_alive, predict, purchase_pmf,
 )
 from jobs.analytics.features import customer_features, orders_from_lines
+from tests.fixtures import CDNOW
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-CDNOW = SHARED / "datasets" / "cdnow"
 PUBLISHED = BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
 
 

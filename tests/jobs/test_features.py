@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from jobs.analytics.features import customer_features, orders_from_lines
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-CDNOW = SHARED / "datasets" / "cdnow"
+from tests.fixtures import CDNOW
 
 
 def cdnow_lines() -> pd.DataFrame:

@@ -1,15 +1,12 @@
 """Evaluation harness: splits, metrics by their definitions, baselines, and a real-data check on a subsample."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from jobs.recommend.evaluation import (evaluate, g_topfreq, gp_topfreq, leave_last_order_out, metrics, p_topfreq,
                            split_by_date)
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+from tests.fixtures import COMPLETEJOURNEY_SLICE
 
 
 def lines_of(orders: list[tuple[str, str, str, list[str]]]) -> pd.DataFrame:
@@ -67,15 +64,14 @@ def test_baselines_rank_by_own_then_global_frequency() -> None:
     assert list(gp_topfreq(train, ["a"], 3)["product_id"]) == ["x", "y", "z"]
 
 
-def completejourney_sample(households: int = 700) -> pd.DataFrame:
-    """Every line of a fixed random sample of completejourney households."""
-    tx = pd.read_csv(SHARED / "datasets/completejourney/transactions.csv.gz",
+def completejourney_sample() -> pd.DataFrame:
+    """Every line of 250 completejourney households (a fixed random sample: tests/fixtures/make_slice.py)."""
+    tx = pd.read_csv(COMPLETEJOURNEY_SLICE,
                      usecols=["household_id", "basket_id", "product_id", "quantity", "sales_value",
                               "transaction_timestamp"],
                      dtype={"household_id": str, "basket_id": str, "product_id": str},
                      parse_dates=["transaction_timestamp"])
-    chosen = pd.Series(tx["household_id"].unique()).sample(households, random_state=11)
-    tx = tx[tx["household_id"].isin(set(chosen))]
+    assert tx["household_id"].nunique() == 250
     return tx.rename(columns={"household_id": "customer_id", "basket_id": "order_id",
                               "transaction_timestamp": "processed_at", "sales_value": "amount"})
 

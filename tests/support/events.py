@@ -9,10 +9,10 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "shopify" / "webhooks"
+from tests.fixtures import SHOPIFY_WEBHOOKS as FIXTURES
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 

@@ -12,17 +12,17 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from adapters.shopify.client import SANDBOX_ENV, exchange_code
-from adapters.shopify.sandbox import Sandbox
+from adapters.shopify.sandbox import DEFAULT_SCHEMA, Sandbox
 from connector.adapter import Connection
 from connector.config import DEFAULT_CONFIG, load_settings
 from connector.model import InstallState, Platform, Shop
+from tests.fixtures import SHOPIFY_WEBHOOKS as WEBHOOKS
 from tests.support.live import serve
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = REPO.parent / "shared"
-SCHEMA = SHARED / "fixtures" / "shopify" / "admin-schema-2026-07.json"
-WEBHOOKS = SHARED / "fixtures" / "shopify" / "webhooks"
-VALIDATOR = SHARED / "tools" / "validate_shopify_gql.py"
+# The real 2026-07 Admin schema without descriptions, as the project ships it for the sandbox (gzipped introspection
+# JSON). The tests name it only here; test_shipped_schema.py checks it is the real one.
+SCHEMA = DEFAULT_SCHEMA
 SECRET = "shpss_test_secret_4b1d9e0f2a7c3b8d6e1f0a9b8c7d"
 SHOP = "sandbox-store.myshopify.com"
 

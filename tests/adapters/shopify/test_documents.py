@@ -2,30 +2,17 @@
 with deprecated fields counted as errors."""
 from __future__ import annotations
 
-import importlib.util
-from types import ModuleType
-
 import pytest
 
 from adapters.shopify import documents, setup
 from adapters.shopify.writeback import calls_for
 from connector.writeback import Metafield, OwnerChange
-from tests.adapters.shopify.support import SCHEMA, VALIDATOR
-
-
-def validator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("validate_shopify_gql", VALIDATOR)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-VALIDATE = validator().validate_document
+from tests.adapters.shopify.support import SCHEMA
+from tests.support.graphql import load_schema, validate_document
 
 
 def errors(document: str) -> list[str]:
-    return VALIDATE(document, SCHEMA, forbid_deprecated=True)
+    return validate_document(document, SCHEMA, forbid_deprecated=True)
 
 
 def test_the_adapter_ships_its_documents() -> None:
@@ -51,10 +38,7 @@ def test_an_aliased_multi_owner_batch_is_valid() -> None:
 
 
 def test_webhook_topics_exist_in_the_schema_enum() -> None:
-    from graphql import build_client_schema  # noqa: PLC0415 - only this test needs the enum
-    import json
-
-    schema = build_client_schema(json.loads(SCHEMA.read_text())["data"], assume_valid=True)
+    schema = load_schema(str(SCHEMA))
     enum = set(schema.get_type("WebhookSubscriptionTopic").values)  # type: ignore[union-attr]
     from connector.config import DEFAULT_CONFIG, load_settings
 

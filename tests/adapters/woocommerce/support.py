@@ -16,10 +16,10 @@ from adapters.woocommerce.sandbox_data import generate
 from connector.adapter import Connection
 from connector.config import Runtime, Secrets, Settings
 from connector.model import InstallState, Platform, Shop
+from tests.fixtures import WOOCOMMERCE as FIXTURES
 from tests.support.live import free_port, serve
 
 REPO = Path(__file__).resolve().parents[3]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "woocommerce"
 FIXTURE_SECRET = b"test-secret-7f3a9c2e"
 
 
