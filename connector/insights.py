@@ -21,7 +21,7 @@ async def save(shop_id: int, customers: Sequence[tuple[str, str, str]], shop: Ma
     """
     conn = get_connection("default")
     stamp = timestamp(conn, at)
-    rows = [(shop_id, cid, data, segs, stamp) for cid, data, segs in customers]
+    rows: list[Any] = [(shop_id, cid, data, segs, stamp) for cid, data, segs in customers]
     upsert = sql(conn, "INSERT INTO customer_insight (shop_id, customer_id, data, segments, computed_at) "
                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (shop_id, customer_id) DO UPDATE SET "
                        "data = excluded.data, segments = excluded.segments, computed_at = excluded.computed_at")
@@ -35,7 +35,7 @@ async def save(shop_id: int, customers: Sequence[tuple[str, str, str]], shop: Ma
         await tx.execute_many(sql(conn, "INSERT INTO shop_insight (shop_id, name, data, computed_at) VALUES (?, ?, ?, ?) "
                                         "ON CONFLICT (shop_id, name) DO UPDATE SET data = excluded.data, "
                                         "computed_at = excluded.computed_at"),
-                              [(shop_id, name, doc, stamp) for name, doc in shop.items()])
+                              [[shop_id, name, doc, stamp] for name, doc in shop.items()])
     return len(rows)
 
 

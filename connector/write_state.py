@@ -35,12 +35,12 @@ async def save(shop_id: int, before: Mapping[OwnerKey, OwnerState], after: Mappi
     """Store the owners whose written state changed; owners we no longer write anything to are removed."""
     conn = get_connection("default")
     stamp = timestamp(conn, at)
-    rows = []
+    rows: list[Any] = []
     for (kind, owner), state in after.items():
         if before.get((kind, owner)) != state:
             tags, fields = planner.state_to_row(state)
             rows.append((shop_id, kind, owner, json.dumps(tags), json.dumps(fields), stamp))
-    removals = [(shop_id, kind, owner) for kind, owner in before if (kind, owner) not in after]
+    removals: list[Any] = [(shop_id, kind, owner) for kind, owner in before if (kind, owner) not in after]
     upsert = sql(conn, "INSERT INTO write_state (shop_id, owner_kind, owner_id, tags, metafields, written_at) "
                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, owner_kind, owner_id) DO UPDATE SET "
                        "tags = excluded.tags, metafields = excluded.metafields, written_at = excluded.written_at")

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from arq import cron
 from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
 from arq.worker import Worker, func
 
 from connector import database, queue
@@ -38,7 +39,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     ]
 
 
-TASKS: dict[str, Callable[..., Awaitable[Any]]] = {
+TASKS: dict[str, WorkerCoroutine] = {
     queue.APPLY_EVENT: tasks.apply_event,
     queue.INSTALL_SHOP: tasks.install_shop,
     queue.SYNC_SHOP: tasks.sync_shop,

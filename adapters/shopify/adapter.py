@@ -40,7 +40,7 @@ class ShopifyAdapter:
 
     def normalize(self, topic: str, payload: Any) -> list[Change]:
         if isinstance(payload, (bytes, bytearray, str)):
-            payload = webhooks.parse_body(payload)
+            payload = webhooks.parse_body(bytes(payload) if isinstance(payload, bytearray) else payload)
         return mapping.normalize(topic, payload)
 
     def pull(self, conn: Connection, kind: str, cursor: str | None) -> AsyncIterator[Page]:

@@ -1,6 +1,8 @@
 """Evaluate parsed merchant segment rules over the customer frame, vectorized (missing values never match)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -13,13 +15,14 @@ def resolve_date(literal: Literal, as_of: pd.Timestamp) -> pd.Timestamp:
     if literal.kind == "today":
         return today
     if literal.kind == "reldate":
-        amount, unit = literal.value  # type: ignore[misc]
+        assert isinstance(literal.value, tuple)  # the parser makes reldate values (amount, unit)
+        amount, unit = literal.value
         if unit == "d":
             return today + pd.Timedelta(days=amount)
         if unit == "w":
             return today + pd.Timedelta(weeks=amount)
         return today + pd.DateOffset(months=amount if unit == "m" else 12 * amount)
-    return pd.Timestamp(literal.value).normalize()  # type: ignore[arg-type]
+    return pd.Timestamp(str(literal.value)).normalize()
 
 
 def evaluate(rule: Rule | str, frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
@@ -58,6 +61,8 @@ def _compare(node: Compare, frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.Seri
         found = hit.groupby(level=0, sort=False).any().reindex(range(len(frame)), fill_value=False)
         mask = pd.Series(found.to_numpy(dtype=bool), index=frame.index)
         return ~mask if node.op == "notcontains" else mask
+    values: pd.Series
+    bounds: list[Any]
     if kind == "date":
         values = pd.to_datetime(column).dt.normalize()
         bounds = [resolve_date(v, as_of) for v in node.values]
@@ -67,7 +72,7 @@ def _compare(node: Compare, frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.Seri
         bounds = [str(node.values[0].value).casefold()]
     else:
         values = pd.to_numeric(column, errors="coerce").astype(float)
-        bounds = [float(v.value) for v in node.values]  # type: ignore[arg-type]
+        bounds = [float(str(v.value)) for v in node.values]
     if node.op == "between":
         low, high = sorted(bounds)  # type: ignore[type-var]
         result = (values >= low) & (values <= high)
