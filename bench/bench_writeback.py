@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.shopify import client as client_module  # noqa: E402
 from adapters.shopify.adapter import ADAPTER  # noqa: E402
 from adapters.shopify.client import SANDBOX_ENV  # noqa: E402
-from adapters.shopify.sandbox import Sandbox  # noqa: E402
+from sandboxes.shopify.app import Sandbox  # noqa: E402
 from connector import planner  # noqa: E402
 from connector.adapter import Connection  # noqa: E402
 from connector.config import DEFAULT_CONFIG, Settings, load_settings  # noqa: E402

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER as SHOPIFY
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from connector import database
 from connector.app import webhook
 from connector.config import Settings

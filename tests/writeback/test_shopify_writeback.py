@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from adapters.shopify.setup import DEFINITIONS
 from connector import database, shops
 from connector.db import CustomerInsightRow, CustomerRow, InboxRow, WriteStateRow

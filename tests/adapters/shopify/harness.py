@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.shopify.adapter import ADAPTER
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from adapters.shopify.webhooks import sign
 from connector.adapter import Connection
 from tests.adapters.shopify.support import SECRET, SHOP, WEBHOOKS, connection, install_token, make_sandbox, make_settings, served

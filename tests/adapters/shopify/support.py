@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from adapters.shopify.client import SANDBOX_ENV, exchange_code
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection
 from connector.config import DEFAULT_CONFIG, load_settings
 from connector.model import InstallState, Platform, Shop

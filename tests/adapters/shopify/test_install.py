@@ -17,7 +17,7 @@ from adapters.shopify.adapter import ADAPTER
 from adapters.shopify.client import shopify_base_url
 from adapters.shopify.connect import http_client, open_client
 from adapters.shopify.oauth import query_hmac
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from connector import database, shops
 from connector.db import ShopRow
 from connector.model import Platform

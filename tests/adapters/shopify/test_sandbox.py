@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from adapters.shopify import documents
 from adapters.shopify.adapter import ADAPTER
-from adapters.shopify.sandbox import Sandbox
-from adapters.shopify.sandbox_data import seed_store
+from sandboxes.shopify.app import Sandbox
+from sandboxes.shopify.data import seed_store
 from connector.model import Customer, TagsChanged, Upsert
 from connector.writeback import OwnerChange, WritePlan
 from tests.adapters.shopify.support import REPO, SCHEMA, SECRET, SHOP, connection, install_token, make_sandbox, make_settings, served
@@ -154,7 +154,7 @@ async def test_our_own_tag_writes_come_back_as_signed_webhooks(tmp_path: Any) ->
 def test_the_sandbox_runs_standalone() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "adapters.shopify.sandbox", "--port", str(port), "--seed-customers", "30", "--schema", str(SCHEMA)],
+        [sys.executable, "-m", "sandboxes.shopify.app", "--port", str(port), "--seed-customers", "30", "--schema", str(SCHEMA)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:

@@ -5,7 +5,7 @@ import gzip
 import json
 from typing import Any
 
-from adapters.shopify.sandbox import DEFAULT_SCHEMA
+from sandboxes.shopify.app import DEFAULT_SCHEMA
 from tests.adapters.shopify.support import SCHEMA
 
 

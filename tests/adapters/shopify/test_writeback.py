@@ -10,7 +10,7 @@ import pytest
 
 from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection
 from connector.writeback import Metafield, OwnerChange, WritePlan
 from tests.adapters.shopify.support import connection, install_token, make_sandbox, make_settings, served

@@ -28,7 +28,7 @@ from graphql import (
     validate,
 )
 
-from adapters.shopify.sandbox_store import Store, gid, iso, parse_gid
+from sandboxes.shopify.store import Store, gid, iso, parse_gid
 
 MAX_QUERY_COST = 1000
 MUTATION_COST = 10

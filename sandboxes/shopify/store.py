@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from adapters.shopify.sandbox_data import Ids, seed_store
+from sandboxes.shopify.data import Ids, seed_store
 
 MAX_TAGS = 250
 MAX_TAG_LENGTH = 255

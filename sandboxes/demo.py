@@ -260,7 +260,7 @@ async def main_async(args: argparse.Namespace) -> int:
         section(f"Starting a Shopify sandbox store ({args.customers} customers, a year of orders) and the app")
         subprocess.run([sys.executable, "-m", "jobs.cli", "migrate", "--config", str(config)], cwd=ROOT, env=env,
                        check=True, stdout=subprocess.DEVNULL)
-        procs.start("sandbox", ["adapters.shopify.sandbox", "--port", str(store_port), "--shop", SHOP,
+        procs.start("sandbox", ["sandboxes.shopify.app", "--port", str(store_port), "--shop", SHOP,
                                 "--seed-customers", str(args.customers), "--seed-products", str(args.products),
                                 "--seed", "7", "--client-id", settings.client_id,
                                 "--maximum-available", "20000", "--restore-rate", "1000"])
