@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.seed(args.seed_customers, args.seed_products, days=args.days, seed=args.seed)
     print(f"sandbox {args.shop}: {len(sandbox.store.customers)} customers, {len(sandbox.store.orders)} orders, "
           f"{len(sandbox.store.products)} products on http://{args.host}:{args.port}")
-    print(f"point the app at it: RETENTION_MODE=development RETENTION_SHOPIFY_SANDBOX_URL=http://{args.host}:{args.port}")
+    print(f"point the app at it: RETENTION_MODE=development RETENTION_SHOPIFY_ADMIN_URL=http://{args.host}:{args.port}")
     uvicorn.run(sandbox.app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -32,6 +32,7 @@ from connector.runtime import RedisHandle
 from connector.services import Services
 from jobs import tasks
 from jobs.recompute import recompute
+from tests.adapters.shopify.support import pointed_at
 
 # One as_of for the whole run: every recompute scores the same day, so only data changes move the plan.
 AS_OF = datetime.now(timezone.utc)
@@ -113,7 +114,9 @@ async def opened_shopify(template: Sandbox, template_db: Path, shop_id: int, tmp
     sandbox = template.clone(**bucket)
     services = services_without_redis(settings, tmp)
     try:
-        with served(sandbox):
+        with served(sandbox) as url:
+            settings = pointed_at(settings, url)
+            services.settings = settings
             yield ShopifyShop(settings, sandbox, shop_id, services)
     finally:
         await services.close()
