@@ -30,7 +30,8 @@ from starlette.routing import Route
 
 from sandboxes.shopify import graphql as gql
 from sandboxes.shopify.bulk import BulkOperations
-from sandboxes.shopify.store import Store, gid, parse_gid
+from sandboxes.shopify.payloads import gid, parse_gid
+from sandboxes.shopify.store import Store
 
 # The real Admin GraphQL introspection (2026-07) with descriptions stripped, shipped so a fresh clone runs alone.
 DEFAULT_SCHEMA = Path(__file__).resolve().parent / "admin-schema-2026-07.json.gz"

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from sandboxes.shopify import graphql as gql
-from sandboxes.shopify.store import Store, gid, iso, parse_gid
+from sandboxes.shopify.payloads import gid, iso, parse_gid
+from sandboxes.shopify.store import Store
 
 
 class BulkOperations:
