@@ -37,8 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.shopify import client as client_module  # noqa: E402
 from adapters.shopify.adapter import ADAPTER  # noqa: E402
-from adapters.shopify.client import SANDBOX_ENV  # noqa: E402
-from adapters.shopify.sandbox import Sandbox  # noqa: E402
+from sandboxes.shopify.app import Sandbox  # noqa: E402
 from connector import planner  # noqa: E402
 from connector.adapter import Connection  # noqa: E402
 from connector.config import DEFAULT_CONFIG, Settings, load_settings  # noqa: E402
@@ -93,7 +92,7 @@ def facts(customers: list[int], products: list[int]) -> dict[str, CustomerFacts]
 
 @contextlib.contextmanager
 def served(sandbox: Sandbox) -> Any:
-    """The sandbox under uvicorn on a loopback port (its own thread and event loop), the app pointed at it."""
+    """The sandbox under uvicorn on a loopback port (its own thread and event loop); yields its URL."""
     import socket
     import threading
 
@@ -109,15 +108,7 @@ def served(sandbox: Sandbox) -> Any:
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
     try:
-        before = os.environ.get(SANDBOX_ENV)
-        os.environ[SANDBOX_ENV] = url
-        try:
-            yield url
-        finally:
-            if before is None:
-                os.environ.pop(SANDBOX_ENV, None)
-            else:
-                os.environ[SANDBOX_ENV] = before
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=15)
@@ -139,7 +130,8 @@ async def run(path: str) -> None:
     token = sandbox._issue(",".join(config.scopes), False)["access_token"]
     conn = Connection(Shop(Platform.SHOPIFY, SHOP, id=None, state=InstallState.ACTIVE), {"access_token": token}, config)
     client_module.BUCKETS.clear()
-    with served(sandbox):
+    with served(sandbox) as url:
+        conn = dataclasses.replace(conn, settings=dataclasses.replace(config, shopify=dataclasses.replace(config.shopify, admin_url=url)))
         await ADAPTER.on_installed(conn)  # metafield definitions: values are checked against them, as in production
         time.sleep(max(0.0, (BUCKET - sandbox.bucket.status()["currentlyAvailable"]) / RESTORE_RATE))  # full bucket
         requests, throttled, initial = sandbox.calls, sandbox.throttled, sandbox.bucket.status()["currentlyAvailable"]

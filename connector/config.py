@@ -64,6 +64,13 @@ class Runtime:
 
 
 @dataclass(frozen=True)
+class Shopify:
+    """`[shopify]`: where a shop's Admin API answers."""
+
+    admin_url: str = "https://{shop}"  # {shop}: the validated myshopify.com domain
+
+
+@dataclass(frozen=True)
 class WooCommerce:
     """`[woocommerce]`: key-based install and REST client settings."""
 
@@ -129,6 +136,7 @@ class Settings:
     auth: Auth = Auth()
     webhooks: Webhooks = Webhooks()
     runtime: Runtime = Runtime()
+    shopify: Shopify = Shopify()
     woocommerce: WooCommerce = WooCommerce()
     analytics: AnalyticsSettings = AnalyticsSettings()
     recommendations: RecommendSettings = RecommendSettings()
@@ -228,6 +236,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
         data.setdefault("runtime", {})["mode"] = env["RETENTION_MODE"]
     if "RETENTION_DATA_DIR" in env:
         data.setdefault("runtime", {})["data_dir"] = env["RETENTION_DATA_DIR"]
+    if "RETENTION_SHOPIFY_ADMIN_URL" in env:
+        data.setdefault("shopify", {})["admin_url"] = env["RETENTION_SHOPIFY_ADMIN_URL"]
     settings = _build(Settings, data, "", problems)
     secrets = Secrets(**{name: env.get(var, "") for name, var in SECRET_ENV.items()})
     if settings is None:
@@ -255,6 +265,11 @@ def _check(settings: Settings) -> list[str]:
                 problems.append(f"{SECRET_ENV[name]}: required outside development mode (environment variable)")
         if not settings.application_url.startswith("https://"):
             problems.append("application_url: must be https:// outside development mode")
+        if not settings.shopify.admin_url.startswith("https://") or "{shop}" not in settings.shopify.admin_url:
+            # One URL for every shop would send each shop's OAuth code and token to the same host.
+            problems.append("shopify.admin_url: must be https:// and contain {shop} outside development mode")
+    if not settings.shopify.admin_url.startswith(("http://", "https://")):
+        problems.append("shopify.admin_url: must be an http(s) URL such as https://{shop}")
     url = settings.secrets.database_url
     if url and not url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
         problems.append("DATABASE_URL: must start with sqlite:// or postgres://")

@@ -9,9 +9,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("connector", "adapters", "jobs")
-# Development-only modules that still live in the product packages until they move to sandboxes/ (issue 12):
-# a dependency used only by them is a test dependency, so they do not count.
-DEV_ONLY = re.compile(r"(^|/)sandbox[^/]*\.py$|^jobs/demo\.py$")
 
 # Distribution name (PEP 503 normalized) → import name, where they differ.
 IMPORT_NAMES = {
@@ -39,12 +36,10 @@ def declared() -> list[str]:
 
 
 def imported_top_levels() -> set[str]:
-    """Top-level names of every absolute import in the product's own modules (dev-only modules excluded)."""
+    """Top-level names of every absolute import in the product's own modules (sandboxes/ is dev code, not product)."""
     names: set[str] = set()
     for package in PRODUCT:
         for path in (ROOT / package).rglob("*.py"):
-            if DEV_ONLY.search(path.relative_to(ROOT).as_posix()):
-                continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
                     names |= {alias.name.split(".")[0] for alias in node.names}

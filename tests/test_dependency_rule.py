@@ -103,3 +103,16 @@ def test_adapters_never_import_jobs() -> None:
         if name == "jobs" or name.startswith("jobs.")
     ]
     assert bad == []
+
+
+def test_production_code_never_imports_sandboxes() -> None:
+    """The sandboxes are development code outside the wheel: the product runs without them."""
+    bad = []
+    for package in ("connector", "adapters", "jobs"):
+        for path in (ROOT / package).rglob("*.py"):
+            named = imports(path) | {  # import_module("sandboxes..."), `python -m sandboxes...`
+                node.value for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+            bad += [f"{path.relative_to(ROOT)} names {name}" for name in sorted(named)
+                    if name == "sandboxes" or name.startswith("sandboxes.")]
+    assert bad == []

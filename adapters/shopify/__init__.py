@@ -1,1 +1,1 @@
-"""Shopify adapter: webhooks, mapping, OAuth install, GraphQL client, bulk pulls, write-back, local sandbox."""
+"""Shopify adapter: webhooks, mapping, OAuth install, GraphQL client, bulk pulls, write-back."""

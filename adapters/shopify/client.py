@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,19 +18,13 @@ from connector.errors import AuthError, Fatal, Retryable
 
 log = logging.getLogger(__name__)
 
-SANDBOX_ENV = "RETENTION_SHOPIFY_SANDBOX_URL"
 REFRESH_MARGIN_SECONDS = 300
 TRANSIENT_USER_ERRORS = {"THROTTLED", "OPERATION_IN_PROGRESS", "LIMIT_REACHED", "INTERNAL_SERVER_ERROR"}
 
 
-def shopify_base_url(settings: Settings, shop: str, env: Mapping[str, str] | None = None) -> str:
-    """`https://{shop}`; in development mode RETENTION_SHOPIFY_SANDBOX_URL points every shop at a local sandbox."""
-    shop = require_shop(shop)
-    env = os.environ if env is None else env
-    override = env.get(SANDBOX_ENV, "").strip()
-    if override and settings.development:
-        return override.rstrip("/")
-    return f"https://{shop}"
+def shopify_base_url(settings: Settings, shop: str) -> str:
+    """A valid shop domain put into `[shopify] admin_url` (`https://{shop}`; https is enforced outside development)."""
+    return settings.shopify.admin_url.replace("{shop}", require_shop(shop)).rstrip("/")
 
 
 # ---------------------------------------------------------------------------------------------- cost bucket

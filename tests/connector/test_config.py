@@ -81,3 +81,25 @@ def test_wrong_database_url_scheme_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(ROOT / "app.toml", env={"DATABASE_URL": "mysql://x"})
     assert any(p.startswith("DATABASE_URL") for p in info.value.problems)
+
+
+def test_the_shopify_admin_url_is_a_setting_and_https_with_the_shop_in_production(tmp_path: Path) -> None:
+    assert load_settings(ROOT / "app.toml", env={}).shopify.admin_url == "https://{shop}"
+    local = load_settings(ROOT / "app.toml", env={"RETENTION_SHOPIFY_ADMIN_URL": "http://127.0.0.1:9"})
+    assert local.shopify.admin_url == "http://127.0.0.1:9"  # development: a local sandbox store
+    text = (ROOT / "app.toml").read_text().replace('http://127.0.0.1:8000"', 'https://app.example.com"')
+    production = {"RETENTION_MODE": "production", "SHOPIFY_API_SECRET": "x", "RETENTION_ENCRYPTION_KEY": "y"}
+    refused = "shopify.admin_url: must be https:// and contain {shop} outside development mode"
+    for url in ("http://127.0.0.1:9", "http://{shop}", "https://one-host.example.com"):
+        with pytest.raises(ConfigError) as info:
+            load_settings(write(tmp_path, text), env={**production, "RETENTION_SHOPIFY_ADMIN_URL": url})
+        assert info.value.problems == [refused]
+    with pytest.raises(ConfigError) as info:  # app.toml itself, not only the environment
+        load_settings(write(tmp_path, text.replace('admin_url = "https://{shop}"', 'admin_url = "http://{shop}"')),
+                      env=production)
+    assert info.value.problems == [refused]
+    proxied = load_settings(write(tmp_path, text), env={**production, "RETENTION_SHOPIFY_ADMIN_URL": "https://p.example/{shop}"})
+    assert proxied.shopify.admin_url == "https://p.example/{shop}"
+    with pytest.raises(ConfigError) as info:
+        load_settings(ROOT / "app.toml", env={"RETENTION_SHOPIFY_ADMIN_URL": "127.0.0.1:9"})
+    assert info.value.problems == ["shopify.admin_url: must be an http(s) URL such as https://{shop}"]

@@ -23,8 +23,8 @@ from starlette.routing import Route
 
 from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER as SHOPIFY
-from adapters.shopify.sandbox import Sandbox
 from adapters.registry import REGISTRY
+from sandboxes.shopify.app import Sandbox
 from connector import database
 from connector.app import webhook
 from connector.config import Settings
@@ -33,6 +33,7 @@ from connector.runtime import RedisHandle
 from connector.services import Services
 from jobs import tasks
 from jobs.tasks.recompute import recompute
+from tests.adapters.shopify.support import pointed_at
 
 # One as_of for the whole run: every recompute scores the same day, so only data changes move the plan.
 AS_OF = datetime.now(timezone.utc)
@@ -114,7 +115,9 @@ async def opened_shopify(template: Sandbox, template_db: Path, shop_id: int, tmp
     sandbox = template.clone(**bucket)
     services = services_without_redis(settings, tmp)
     try:
-        with served(sandbox):
+        with served(sandbox) as url:
+            settings = pointed_at(settings, url)
+            services.settings = settings
             yield ShopifyShop(settings, sandbox, shop_id, services)
     finally:
         await services.close()

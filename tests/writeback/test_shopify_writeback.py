@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from adapters.shopify.setup import DEFINITIONS
 from connector import database, shops
 from connector.db import CustomerInsightRow, CustomerRow, InboxRow, WriteStateRow
 from connector.model import InstallState, Platform
 from jobs import tasks
-from tests.adapters.shopify.support import SHOP, install_token, make_sandbox, make_settings, open_database, served
+from tests.adapters.shopify.support import SHOP, install_token, make_sandbox, make_settings, open_database, pointed_at, served
 from connector.writeback import OwnerChange, WritePlan
 from tests.writeback.support import (
     APP, AS_OF, PREFIX, SHOPIFY, ShopifyShop, customer_gid, draining, opened_shopify, services_without_redis, with_writeback,
@@ -72,6 +72,8 @@ async def _build(tmp: Path) -> Template:
     ctx = {"services": services, "job_try": 1}
     try:
         with served(sandbox) as url:
+            settings = pointed_at(settings, url)
+            services.settings = settings
             credentials = await install_token(settings, url)
             row = await shops.save_install(settings, Platform.SHOPIFY, SHOP, credentials, state=InstallState.PENDING)
             assert await tasks.install_shop(ctx, row.id) == "active"  # webhooks + metafield definitions

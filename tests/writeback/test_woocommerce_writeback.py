@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from adapters.woocommerce.adapter import ADAPTER as WOOCOMMERCE
-from adapters.woocommerce.sandbox import SandboxStore
 from adapters.registry import REGISTRY
+from sandboxes.woocommerce.app import SandboxStore
 from connector import database, shops
 from connector import model as m
 from connector.db import CustomerInsightRow, OrderRow, WriteStateRow

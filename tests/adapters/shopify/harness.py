@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from adapters.shopify.adapter import ADAPTER
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from adapters.shopify.webhooks import sign
 from connector.adapter import Connection
-from tests.adapters.shopify.support import SECRET, SHOP, WEBHOOKS, connection, install_token, make_sandbox, make_settings, served
+from tests.adapters.shopify.support import SECRET, SHOP, WEBHOOKS, connection, install_token, make_sandbox, make_settings, pointed_at, served
 
 
 def fixture_topic(path: Path) -> str:
@@ -70,7 +70,7 @@ class ShopifyHarness:
     async def sandbox(self, tmp_path: Path) -> AsyncIterator[SandboxHandle]:
         sandbox = make_sandbox(maximum_available=20000, restore_rate=10000).seed(40, 12, seed=7)
         with served(sandbox) as url:
-            settings = make_settings(tmp_path)
+            settings = pointed_at(make_settings(tmp_path), url)
             credentials = await install_token(settings, url)
             yield SandboxHandle(sandbox, connection(settings, credentials))
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from adapters.shopify.client import SANDBOX_ENV, exchange_code
-from adapters.shopify.sandbox import DEFAULT_SCHEMA, Sandbox
+from adapters.shopify.client import exchange_code
+from sandboxes.shopify.app import DEFAULT_SCHEMA, Sandbox
 from connector.adapter import Connection
-from connector.config import DEFAULT_CONFIG, load_settings
+from connector.config import DEFAULT_CONFIG, Settings, load_settings
 from connector.model import InstallState, Platform, Shop
 from tests.fixtures import SHOPIFY_WEBHOOKS as WEBHOOKS
 from tests.support.live import serve
@@ -48,24 +47,15 @@ def make_sandbox(**options: Any) -> Sandbox:
     return Sandbox(**options)
 
 
-@contextlib.contextmanager
-def pointed_at(url: str) -> Iterator[None]:
-    """RETENTION_SHOPIFY_SANDBOX_URL for the duration (the development-mode base URL override)."""
-    before = os.environ.get(SANDBOX_ENV)
-    os.environ[SANDBOX_ENV] = url
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(SANDBOX_ENV, None)
-        else:
-            os.environ[SANDBOX_ENV] = before
+def pointed_at(settings: Settings, url: str) -> Settings:
+    """The settings with every shop's Admin API at `url` (`[shopify] admin_url`), e.g. a served sandbox."""
+    return dataclasses.replace(settings, shopify=dataclasses.replace(settings.shopify, admin_url=url))
 
 
 @contextlib.contextmanager
 def served(sandbox: Sandbox) -> Iterator[str]:
-    """The sandbox on a loopback port, with the base-URL override pointing at it."""
-    with serve(sandbox.app) as url, pointed_at(url):
+    """The sandbox on a loopback port; point the settings at the URL it yields with `pointed_at`."""
+    with serve(sandbox.app) as url:
         yield url
 
 

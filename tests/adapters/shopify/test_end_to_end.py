@@ -19,7 +19,7 @@ from connector.runtime import RedisHandle
 from connector.services import Services
 from connector.writeback import OwnerChange, WritePlan
 from jobs import tasks
-from tests.adapters.shopify.support import SHOP, make_sandbox, make_settings, open_database, served
+from tests.adapters.shopify.support import SHOP, make_sandbox, make_settings, open_database, pointed_at, served
 
 APP = "http://app.test"
 
@@ -36,6 +36,8 @@ async def test_a_store_is_installed_backfilled_and_kept_in_sync(tmp_path: Any) -
     ctx = {"services": services}
     try:
         with served(sandbox) as url:
+            settings = pointed_at(settings, url)
+            services.settings = settings  # the routes and jobs read the services' settings
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=APP) as client:
                 start = await client.get("/shopify/install", params={"shop": SHOP})
                 async with httpx.AsyncClient() as http:

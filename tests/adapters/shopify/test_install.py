@@ -17,8 +17,8 @@ from adapters.shopify.adapter import ADAPTER
 from adapters.shopify.client import shopify_base_url
 from adapters.shopify.connect import http_client, open_client
 from adapters.shopify.oauth import query_hmac
-from adapters.shopify.sandbox import Sandbox
 from adapters.registry import REGISTRY
+from sandboxes.shopify.app import Sandbox
 from connector import database, shops
 from connector.db import ShopRow
 from connector.model import Platform
@@ -26,7 +26,7 @@ from arq.connections import RedisSettings
 
 from connector.runtime import RedisHandle, open_redis, queue_pool
 from connector.services import Services
-from tests.adapters.shopify.support import SECRET, SHOP, make_sandbox, make_settings, open_database, served
+from tests.adapters.shopify.support import SECRET, SHOP, make_sandbox, make_settings, open_database, pointed_at, served
 
 APP = "http://app.test"
 
@@ -54,6 +54,8 @@ async def env(tmp_path: Any, request: pytest.FixtureRequest) -> AsyncIterator[En
     app.state.services = services
     try:
         with served(sandbox) as url:
+            settings = pointed_at(settings, url)
+            services.settings = settings  # the routes and jobs read the services' settings
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=APP) as client:
                 yield Env(settings, client, sandbox, url, services)
     finally:
@@ -218,18 +220,14 @@ async def test_an_expiring_token_is_refreshed_before_expiry_and_stored(env: Env)
     assert stored["access_token"] in env.sandbox.tokens
 
 
-def test_the_sandbox_override_is_honoured_only_in_development(tmp_path: Any) -> None:
-    import dataclasses
-
-    from connector.config import Runtime
-
+def test_the_admin_url_setting_is_honoured_for_valid_shop_domains_only(tmp_path: Any) -> None:
     settings = make_settings(tmp_path)
-    env = {"RETENTION_SHOPIFY_SANDBOX_URL": "http://127.0.0.1:9/"}
-    assert shopify_base_url(settings, SHOP, env) == "http://127.0.0.1:9"
-    production = dataclasses.replace(settings, runtime=dataclasses.replace(Runtime(), mode="production"))
-    assert shopify_base_url(production, SHOP, env) == f"https://{SHOP}"
+    assert shopify_base_url(settings, SHOP) == f"https://{SHOP}"
+    assert shopify_base_url(pointed_at(settings, "https://proxy.example/{shop}/"), SHOP) == f"https://proxy.example/{SHOP}"
+    local = pointed_at(settings, "http://127.0.0.1:9/")
+    assert shopify_base_url(local, SHOP) == "http://127.0.0.1:9"
     with pytest.raises(Exception):
-        shopify_base_url(settings, "evil.com", env)
+        shopify_base_url(local, "evil.com")
 
 
 async def test_a_signed_install_link_must_verify(env: Env) -> None:

@@ -10,10 +10,10 @@ import pytest
 
 from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection, Page
 from connector.model import Order, Upsert
-from tests.adapters.shopify.support import connection, install_token, make_sandbox, make_settings, served
+from tests.adapters.shopify.support import connection, install_token, make_sandbox, make_settings, pointed_at, served
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ async def store(tmp_path: Any) -> AsyncIterator[tuple[Sandbox, Connection]]:
     client_module.BUCKETS.clear()
     sandbox = make_sandbox(maximum_available=20000, restore_rate=10000).seed(70, 10, seed=11)
     with served(sandbox) as url:
-        settings = make_settings(tmp_path)
+        settings = pointed_at(make_settings(tmp_path), url)
         yield sandbox, connection(settings, await install_token(settings, url))
 
 

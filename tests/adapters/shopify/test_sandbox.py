@@ -16,11 +16,11 @@ from starlette.routing import Route
 
 from adapters.shopify import documents
 from adapters.shopify.adapter import ADAPTER
-from adapters.shopify.sandbox import Sandbox
-from adapters.shopify.sandbox_data import seed_store
+from sandboxes.shopify.app import Sandbox
+from sandboxes.shopify.data import seed_store
 from connector.model import Customer, TagsChanged, Upsert
 from connector.writeback import OwnerChange, WritePlan
-from tests.adapters.shopify.support import REPO, SCHEMA, SECRET, SHOP, connection, install_token, make_sandbox, make_settings, served
+from tests.adapters.shopify.support import REPO, SCHEMA, SECRET, SHOP, connection, install_token, make_sandbox, make_settings, pointed_at, served
 from tests.support.live import free_port, serve
 
 
@@ -132,7 +132,7 @@ async def test_our_own_tag_writes_come_back_as_signed_webhooks(tmp_path: Any) ->
     receiver = Starlette(routes=[Route("/webhooks/shopify", intake, methods=["POST"])])
     sandbox = make_sandbox().seed(4, 2, seed=1)
     with serve(receiver) as app_url, served(sandbox) as url:
-        settings = make_settings(tmp_path, application_url=app_url)
+        settings = pointed_at(make_settings(tmp_path, application_url=app_url), url)
         conn = connection(settings, await install_token(settings, url))
         await ADAPTER.on_installed(conn)
         ident = min(sandbox.store.customers)
@@ -154,7 +154,7 @@ async def test_our_own_tag_writes_come_back_as_signed_webhooks(tmp_path: Any) ->
 def test_the_sandbox_runs_standalone() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "adapters.shopify.sandbox", "--port", str(port), "--seed-customers", "30", "--schema", str(SCHEMA)],
+        [sys.executable, "-m", "sandboxes.shopify.app", "--port", str(port), "--seed-customers", "30", "--schema", str(SCHEMA)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:

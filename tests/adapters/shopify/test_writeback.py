@@ -10,10 +10,10 @@ import pytest
 
 from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER
-from adapters.shopify.sandbox import Sandbox
+from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection
 from connector.writeback import Metafield, OwnerChange, WritePlan
-from tests.adapters.shopify.support import connection, install_token, make_sandbox, make_settings, served
+from tests.adapters.shopify.support import connection, install_token, make_sandbox, make_settings, pointed_at, served
 
 NS = "app--retention-dev--retention"
 
@@ -23,7 +23,7 @@ async def store(tmp_path: Any) -> AsyncIterator[tuple[Sandbox, Connection]]:
     client_module.BUCKETS.clear()
     sandbox = make_sandbox(maximum_available=4000, restore_rate=2000).seed(30, 6, seed=5)
     with served(sandbox) as url:
-        settings = make_settings(tmp_path)
+        settings = pointed_at(make_settings(tmp_path), url)
         conn = connection(settings, await install_token(settings, url))
         yield sandbox, conn
 

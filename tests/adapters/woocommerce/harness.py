@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.woocommerce.adapter import ADAPTER
-from adapters.woocommerce.sandbox import SandboxStore, php_json
+from sandboxes.woocommerce.app import SandboxStore, php_json
 from adapters.woocommerce.webhooks import sign
 from connector.adapter import Connection
 from tests.adapters.woocommerce.support import FIXTURE_SECRET, connection, delivery, fixture, make_settings, running_store

@@ -11,8 +11,8 @@ from typing import Any
 
 import uvicorn
 
-from adapters.woocommerce.sandbox import SandboxStore, build_app
-from adapters.woocommerce.sandbox_data import generate
+from sandboxes.woocommerce.app import SandboxStore, build_app
+from sandboxes.woocommerce.data import generate
 from connector.adapter import Connection
 from connector.config import Runtime, Secrets, Settings
 from connector.model import InstallState, Platform, Shop

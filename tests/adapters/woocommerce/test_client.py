@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from adapters.woocommerce.client import WooClient, retry_after, store_semaphore
-from adapters.woocommerce.sandbox import SandboxStore, build_app
+from sandboxes.woocommerce.app import SandboxStore, build_app
 from connector.errors import Fatal, Retryable
 from tests.adapters.woocommerce.support import running_store
 

@@ -13,7 +13,7 @@ from woocommerce.oauth import OAuth
 
 from adapters.woocommerce.client import WooClient
 from connector.errors import Fatal
-from adapters.woocommerce.sandbox import SandboxStore
+from sandboxes.woocommerce.app import SandboxStore
 from tests.adapters.woocommerce.support import REPO, fixture, running_store
 from tests.support.live import free_port
 
@@ -67,7 +67,7 @@ async def test_order_shapes_match_the_documented_fixture_and_trash_fires_order_d
 
 def test_the_sandbox_runs_standalone() -> None:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "adapters.woocommerce.sandbox", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "sandboxes.woocommerce.app", "--port", str(port)],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = process.stdout.readline() if process.stdout else ""

@@ -11,8 +11,9 @@ from graphql import GraphQLSchema
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from adapters.shopify import sandbox_graphql as gql
-from adapters.shopify.sandbox_store import Store, gid, iso, parse_gid
+from sandboxes.shopify import graphql as gql
+from sandboxes.shopify.payloads import gid, iso, parse_gid
+from sandboxes.shopify.store import Store
 
 
 class BulkOperations:

@@ -1,47 +1,22 @@
-"""The sandbox store's state and the Admin API behaviour we rely on (tags, metafields, webhooks, bulk)."""
+"""The sandbox store's state and the Admin API behaviour we rely on (tags, metafields, webhooks, merchant changes)."""
 from __future__ import annotations
 
-import json
-import re
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from adapters.shopify.sandbox_data import Ids, seed_store
+from sandboxes.shopify import metafield_types, payloads
+from sandboxes.shopify.data import Ids, seed_store
+from sandboxes.shopify.payloads import gid, iso, parse_gid
 
 MAX_TAGS = 250
 MAX_TAG_LENGTH = 255
 MAX_METAFIELDS_PER_CALL = 25
-MAX_LIST_ITEMS = 128
-METAFIELD_TYPES = {
-    "single_line_text_field", "multi_line_text_field", "number_decimal", "number_integer", "date", "date_time",
-    "json", "boolean", "product_reference", "list.product_reference", "list.single_line_text_field",
-}
 UserError = dict[str, Any]
-DECIMAL_RE = re.compile(r"^-?\d{1,13}(\.\d{1,9})?$")
-INTEGER_RE = re.compile(r"^-?\d+$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-MAX_INTEGER = 9_007_199_254_740_991
-
-
-def gid(kind: str, ident: int | str) -> str:
-    return f"gid://shopify/{kind}/{ident}"
-
-
-def parse_gid(value: Any) -> tuple[str, int] | None:
-    text = str(value or "")
-    if not text.startswith("gid://shopify/"):
-        return None
-    kind, _, ident = text[len("gid://shopify/"):].partition("/")
-    return (kind, int(ident)) if ident.isdigit() else None
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def user_error(message: str, field_path: list[str] | None = None, code: str | None = None, index: int | None = None) -> UserError:
@@ -197,71 +172,8 @@ class Store:
         return None
 
     def typed_value(self, mtype: str, value: str) -> Any:
-        """The value as Liquid's `metafield.value` exposes it (raises ValueError where the Admin API refuses it).
-
-        Formats from shopify.dev list-of-data-types: number_decimal is a plain decimal within ±9999999999999.999999999
-        (no exponent, NaN or infinity), number_integer a whole number within ±9,007,199,254,740,991, date an ISO 8601
-        `YYYY-MM-DD`, list.* a JSON array of at most 128 items of the element type. In Liquid numbers are numbers,
-        a date is a date, json is the parsed object, a product reference is the product, a list is an array.
-        """
-        if mtype not in METAFIELD_TYPES:
-            raise ValueError(f"Type '{mtype}' is not supported.")
-        if not isinstance(value, str):
-            raise ValueError(f"Value must be a string for type {mtype}.")
-        if mtype.startswith("list."):
-            try:
-                items = json.loads(value)
-            except ValueError:
-                raise ValueError(f"Value is invalid for type {mtype}.") from None
-            if not isinstance(items, list):
-                raise ValueError("Value must be a JSON array.")
-            if len(items) > MAX_LIST_ITEMS:
-                raise ValueError(f"Lists hold at most {MAX_LIST_ITEMS} items.")
-            element = mtype[len("list."):]
-            if any(not isinstance(i, str) for i in items):
-                raise ValueError(f"Every item of a {mtype} must be a string.")
-            if element == "product_reference":
-                missing = [i for i in items if not i.startswith("gid://shopify/Product/") or self.owner(i) is None]
-                if missing:
-                    raise ValueError(f"Value references products that do not exist: {missing[:3]}")
-                return [self.products[parse_gid(i)[1]] for i in items]  # type: ignore[index]
-            return [self.typed_value(element, i) for i in items]
-        if mtype == "number_decimal":
-            if not DECIMAL_RE.match(value):
-                raise ValueError(f"Value is invalid for type {mtype}.")
-            return Decimal(value)
-        if mtype == "number_integer":
-            if not INTEGER_RE.match(value) or abs(int(value)) > MAX_INTEGER:
-                raise ValueError(f"Value is invalid for type {mtype}.")
-            return int(value)
-        if mtype == "date":
-            try:
-                if not DATE_RE.match(value):
-                    raise ValueError
-                return date.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"Value is invalid for type {mtype}.") from None
-        if mtype == "date_time":
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(f"Value is invalid for type {mtype}.") from None
-        if mtype == "json":
-            try:
-                return json.loads(value)
-            except ValueError:
-                raise ValueError(f"Value is invalid for type {mtype}.") from None
-        if mtype == "boolean":
-            if value not in ("true", "false"):
-                raise ValueError(f"Value is invalid for type {mtype}.")
-            return value == "true"
-        if mtype == "product_reference":
-            if not value.startswith("gid://shopify/Product/") or self.owner(value) is None:
-                raise ValueError(f"Value references a product that does not exist: {value}")
-            return self.products[parse_gid(value)[1]]  # type: ignore[index]
-        if mtype == "single_line_text_field" and ("\n" in value or "\r" in value):
-            raise ValueError("Value must be a single line.")
-        return value
+        """The value as Liquid's `metafield.value` exposes it (raises ValueError where the Admin API refuses it)."""
+        return metafield_types.typed_value(mtype, value, self.owner)  # owner(gid) is the product for a Product gid
 
     def liquid(self, owner_gid: str, namespace: str | None, key: str) -> dict[str, Any] | None:
         """`<owner>.metafields[namespace][key]` as a theme sees it: {type, list?, value} with a typed value."""
@@ -275,7 +187,7 @@ class Store:
     def definition_create(self, definition: dict[str, Any]) -> tuple[dict[str, Any] | None, list[UserError]]:
         namespace = self.namespace(definition.get("namespace"))
         key = (definition["ownerType"], namespace, definition["key"])
-        if definition["type"] not in METAFIELD_TYPES:
+        if definition["type"] not in metafield_types.METAFIELD_TYPES:
             return None, [user_error("Type is invalid.", ["definition", "type"], "INCLUSION")]
         if key in self.definitions:
             return None, [user_error("Key is in use for Customer metafields on the 'namespace' namespace.", ["definition", "key"], "TAKEN")]
@@ -386,59 +298,14 @@ class Store:
 
     # ------------------------------------------------------------------ REST-shaped webhook payloads (fixture shapes)
     def customer_payload(self, c: dict[str, Any]) -> dict[str, Any]:
-        # Since 2025-01 customers/* payloads carry no tags, orders_count or total_spent (platforms/shopify.md §2).
-        return {
-            "id": c["id"], "created_at": iso(c["created_at"]), "updated_at": iso(c["updated_at"]),
-            "first_name": c["first_name"], "last_name": c["last_name"], "state": "enabled", "note": None,
-            "verified_email": True, "multipass_identifier": None, "tax_exempt": False, "email": c["email"],
-            "phone": None, "currency": self.currency, "addresses": [], "tax_exemptions": [],
-            "admin_graphql_api_id": gid("Customer", c["id"]), "default_address": None,
-        }
+        return payloads.customer_payload(c, self.currency)
 
     def product_payload(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "admin_graphql_api_id": gid("Product", p["id"]), "id": p["id"], "title": p["title"],
-            "product_type": p["product_type"], "vendor": p["vendor"], "status": p["status"].lower(),
-            "tags": ", ".join(p["tags"]), "created_at": iso(p["created_at"]), "updated_at": iso(p["updated_at"]),
-            "variants": [
-                {"admin_graphql_api_id": gid("ProductVariant", v["id"]), "id": v["id"], "product_id": p["id"],
-                 "title": v["title"], "price": str(v["price"]), "sku": v["sku"], "inventory_quantity": v["inventory_quantity"]}
-                for v in p["variants"]
-            ],
-        }
+        return payloads.product_payload(p)
 
     def order_payload(self, o: dict[str, Any]) -> dict[str, Any]:
-        def money_set(amount: Decimal) -> dict[str, Any]:
-            block = {"amount": str(amount), "currency_code": self.currency}
-            return {"shop_money": block, "presentment_money": dict(block)}
-
         customer = self.customers.get(o["customer_id"]) if o["customer_id"] else None
-        refunds = []
-        if o["refunded"]:
-            refunds.append({"id": o["id"] + 1, "order_id": o["id"], "created_at": iso(o["updated_at"]),
-                            "refund_line_items": [], "refund_shipping_lines": [],
-                            "order_adjustments": [{"amount_set": money_set(-o["refunded"]), "tax_amount_set": money_set(Decimal("0.00"))}]})
-        return {
-            "id": o["id"], "admin_graphql_api_id": gid("Order", o["id"]), "email": o["email"], "contact_email": o["email"],
-            "created_at": iso(o["created_at"]), "updated_at": iso(o["updated_at"]), "processed_at": iso(o["processed_at"]),
-            "cancelled_at": iso(o["cancelled_at"]), "test": o["test"], "currency": self.currency,
-            "financial_status": o["financial_status"].lower(),
-            "discount_codes": [{"code": c, "amount": str(o["discounts"]), "type": "percentage"} for c in o["discount_codes"]],
-            "subtotal_price": str(o["subtotal"]), "subtotal_price_set": money_set(o["subtotal"]),
-            "total_price": str(o["total"]), "total_price_set": money_set(o["total"]),
-            "total_discounts": str(o["discounts"]), "total_discounts_set": money_set(o["discounts"]),
-            "current_total_price_set": money_set(o["total"] - o["refunded"]),
-            "customer": self.customer_payload(customer) if customer else None,
-            "line_items": [
-                {"id": li["id"], "admin_graphql_api_id": gid("LineItem", li["id"]), "product_id": li["product_id"],
-                 "variant_id": li["variant_id"], "title": li["title"], "name": li["title"], "sku": li["sku"],
-                 "quantity": li["quantity"], "current_quantity": li["quantity"], "gift_card": li["is_gift_card"],
-                 "price": str(li["price"]), "price_set": money_set(li["price"]),
-                 "total_discount": str(li["discount"]), "total_discount_set": money_set(li["discount"]), "discount_allocations": []}
-                for li in o["lines"]
-            ],
-            "refunds": refunds,
-        }
+        return payloads.order_payload(o, customer, self.currency)
 
     def new_upload_key(self, filename: str) -> str:
         return f"tmp/sandbox/bulk/{uuid.uuid4().hex}/{filename}"

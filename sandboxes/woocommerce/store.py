@@ -17,8 +17,8 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from adapters.woocommerce import sandbox_data
-from adapters.woocommerce.sandbox_data import gmt
+from sandboxes.woocommerce import data as sandbox_data
+from sandboxes.woocommerce.data import gmt
 
 API = "/wp-json/wc/v3"
 MAX_ITEMS = 100

@@ -1,6 +1,6 @@
 """A local WooCommerce store speaking the REST API v3 routes we use, wc-auth, and signed webhook deliveries.
 
-Run it alone with `python -m adapters.woocommerce.sandbox --port N` (seeded; queued webhooks go out every second).
+Run it alone with `python -m sandboxes.woocommerce.app --port N` (seeded; queued webhooks go out every second).
 """
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from adapters.woocommerce import sandbox_data
-from adapters.woocommerce.sandbox_data import gmt
-from adapters.woocommerce.sandbox_rest import (
+from sandboxes.woocommerce import data as sandbox_data
+from sandboxes.woocommerce.data import gmt
+from sandboxes.woocommerce.rest import (
     _body, _page, batch_customers, batch_products, create_customer, delete_customer, delete_order, get_customer,
     get_order, get_product, list_customers, list_orders, list_products, list_refunds, list_variations, put_customer,
     update_order,
 )
-from adapters.woocommerce.sandbox_store import API, MAX_ITEMS, TOPIC_RESOURCES, SandboxStore, _error, php_json
+from sandboxes.woocommerce.store import API, MAX_ITEMS, TOPIC_RESOURCES, SandboxStore, _error, php_json
 
 __all__ = ["SandboxStore", "build_app", "php_json", "main"]
 Handler = Callable[[Request, SandboxStore], Any]
@@ -256,7 +256,7 @@ def build_app(store: SandboxStore, *, deliver_every: float | None = None) -> Sta
 
 
 def main() -> None:
-    """`python -m adapters.woocommerce.sandbox --port N`: a seeded store, webhooks delivered every second."""
+    """`python -m sandboxes.woocommerce.app --port N`: a seeded store, webhooks delivered every second."""
     import uvicorn
 
     parser = argparse.ArgumentParser(description=__doc__)

@@ -248,9 +248,9 @@ async def main_async(args: argparse.Namespace) -> int:
     store_url, app_url = f"http://127.0.0.1:{store_port}", f"http://127.0.0.1:{app_port}"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "RETENTION_MODE")}
     env.update(RETENTION_CONFIG=str(config), RETENTION_DATA_DIR=str(data_dir), SHOPIFY_API_SECRET=DEMO_SECRET,
-               RETENTION_SHOPIFY_SANDBOX_URL=store_url, PYTHONUNBUFFERED="1")
+               RETENTION_SHOPIFY_ADMIN_URL=store_url, PYTHONUNBUFFERED="1")
     os.environ.update({k: env[k] for k in ("RETENTION_CONFIG", "RETENTION_DATA_DIR", "SHOPIFY_API_SECRET",
-                                           "RETENTION_SHOPIFY_SANDBOX_URL")})
+                                           "RETENTION_SHOPIFY_ADMIN_URL")})
     for key in ("DATABASE_URL", "REDIS_URL", "RETENTION_MODE"):
         os.environ.pop(key, None)
     settings = load_settings(config)
@@ -260,7 +260,7 @@ async def main_async(args: argparse.Namespace) -> int:
         section(f"Starting a Shopify sandbox store ({args.customers} customers, a year of orders) and the app")
         subprocess.run([sys.executable, "-m", "jobs.cli", "migrate", "--config", str(config)], cwd=ROOT, env=env,
                        check=True, stdout=subprocess.DEVNULL)
-        procs.start("sandbox", ["adapters.shopify.sandbox", "--port", str(store_port), "--shop", SHOP,
+        procs.start("sandbox", ["sandboxes.shopify.app", "--port", str(store_port), "--shop", SHOP,
                                 "--seed-customers", str(args.customers), "--seed-products", str(args.products),
                                 "--seed", "7", "--client-id", settings.client_id,
                                 "--maximum-available", "20000", "--restore-rate", "1000"])

@@ -1,6 +1,6 @@
 """A local Shopify store over HTTP: OAuth, Admin GraphQL (real schema, cost bucket), bulk operations, signed webhooks.
 
-Run standalone for the demo: `python -m adapters.shopify.sandbox --port 8081 --seed-customers 200`.
+Run standalone for the demo: `python -m sandboxes.shopify.app --port 8081 --seed-customers 200`.
 """
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from adapters.shopify import sandbox_graphql as gql
-from adapters.shopify.sandbox_bulk import BulkOperations
-from adapters.shopify.sandbox_store import Store, gid, parse_gid
+from sandboxes.shopify import graphql as gql
+from sandboxes.shopify.bulk import BulkOperations
+from sandboxes.shopify.payloads import gid, parse_gid
+from sandboxes.shopify.store import Store
 
 # The real Admin GraphQL introspection (2026-07) with descriptions stripped, shipped so a fresh clone runs alone.
 DEFAULT_SCHEMA = Path(__file__).resolve().parent / "admin-schema-2026-07.json.gz"
@@ -389,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.seed(args.seed_customers, args.seed_products, days=args.days, seed=args.seed)
     print(f"sandbox {args.shop}: {len(sandbox.store.customers)} customers, {len(sandbox.store.orders)} orders, "
           f"{len(sandbox.store.products)} products on http://{args.host}:{args.port}")
-    print(f"point the app at it: RETENTION_MODE=development RETENTION_SHOPIFY_SANDBOX_URL=http://{args.host}:{args.port}")
+    print(f"point the app at it: RETENTION_MODE=development RETENTION_SHOPIFY_ADMIN_URL=http://{args.host}:{args.port}")
     uvicorn.run(sandbox.app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -28,7 +28,8 @@ from graphql import (
     validate,
 )
 
-from adapters.shopify.sandbox_store import Store, gid, iso, parse_gid
+from sandboxes.shopify.payloads import gid, iso, parse_gid
+from sandboxes.shopify.store import Store
 
 MAX_QUERY_COST = 1000
 MUTATION_COST = 10

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from adapters.woocommerce.sandbox_store import API, MAX_ITEMS, SandboxStore, _error
+from sandboxes.woocommerce.store import API, MAX_ITEMS, SandboxStore, _error
 
 def _page(request: Request, items: list[dict[str, Any]], url_path: str) -> Response:
     """Slice a collection with WP pagination headers (X-WP-Total, X-WP-TotalPages, Link prev/next)."""
