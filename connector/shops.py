@@ -102,6 +102,10 @@ async def set_cursor(shop_id: int, name: str, value: str | None) -> None:
 async def set_cursors(shop_id: int, values: Mapping[str, str | None]) -> None:
     """Store several named cursors in one transaction (None removes one)."""
     async with in_transaction():
+        # Write first, read after: SQLite (WAL) cannot turn a read snapshot into a write once another process
+        # committed (an intake insert) and fails at once with "database is locked"; a first write waits for the
+        # lock instead, and the read then sees the latest commit. PostgreSQL locks the row either way.
+        await ShopRow.filter(id=shop_id).update(modified=utcnow())
         row = await ShopRow.select_for_update().get(id=shop_id)
         cursors = dict(row.cursors)
         for name, value in values.items():

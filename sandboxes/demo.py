@@ -21,10 +21,9 @@ import httpx
 
 from adapters.shopify import documents
 from adapters.shopify.connect import http_client, open_client
-from connector import database, shops
+from connector import database, insights, shops, write_state
 from connector.config import Settings, load_settings
-from connector.db import (CustomerInsightRow, CustomerRow, InboxRow, OrderRow, ProductRow, ShopInsightRow, ShopRow,
-                          WriteStateRow)
+from connector.db import CustomerRow, InboxRow, OrderRow, ProductRow, ShopRow
 from connector.model import InstallState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +149,7 @@ async def shop_row() -> ShopRow | None:
 
 
 async def insight(shop_id: int, name: str) -> dict[str, Any]:
-    row = await ShopInsightRow.get_or_none(shop_id=shop_id, name=name)
+    row = await insights.shop(shop_id, name)
     if row is None:
         return {}
     return row.data if isinstance(row.data, dict) else json.loads(row.data)
@@ -160,11 +159,11 @@ async def quiet(shop_id: int, settle: float = 6.0) -> bool:
     """Nothing pending in the inbox, the write state unchanged for `settle` seconds, and a recompute since the writes."""
     if await InboxRow.filter(shop_id=shop_id, status="pending").exists():
         return False
-    before = await WriteStateRow.filter(shop_id=shop_id).count()
-    stamp = (await ShopInsightRow.get_or_none(shop_id=shop_id, name="kpis"))
+    before = await write_state.count(shop_id)
+    stamp = await insights.shop(shop_id, "kpis")
     await asyncio.sleep(settle)
-    after = await WriteStateRow.filter(shop_id=shop_id).count()
-    again = await ShopInsightRow.get_or_none(shop_id=shop_id, name="kpis")
+    after = await write_state.count(shop_id)
+    again = await insights.shop(shop_id, "kpis")
     pending = await InboxRow.filter(shop_id=shop_id, status="pending").exists()
     return bool(before and before == after and not pending and stamp and again
                 and stamp.computed_at == again.computed_at)
@@ -199,7 +198,7 @@ async def report(settings: Settings, shop_id: int, seeded: str, seconds: dict[st
 
     section("Recommendations (three customers, with the reason for each pick)")
     picks: list[tuple[int, str, list[dict[str, Any]]]] = []
-    for row in await CustomerInsightRow.filter(shop_id=shop_id).order_by("customer_id"):
+    for row in await insights.customers(shop_id):
         data = row.data if isinstance(row.data, dict) else json.loads(row.data)
         recs = data.get("recommendations") or []
         if recs:
@@ -211,8 +210,8 @@ async def report(settings: Settings, shop_id: int, seeded: str, seconds: dict[st
         print(f"  customer {customer_id}: {shown}")
 
     section(f"Write-back to the store ({seconds['writeback']:.1f} s after the backfill)")
-    written = await WriteStateRow.filter(shop_id=shop_id, owner_kind="customer").count()
-    products = await WriteStateRow.filter(shop_id=shop_id, owner_kind="product").count()
+    written = await write_state.count(shop_id, "customer")
+    products = await write_state.count(shop_id, "product")
     print(f"{written} customers and {products} products carry our tags/metafields (what the store accepted)")
     row = await ShopRow.get(id=shop_id)
     conn = await shops.connection(settings, row)
@@ -286,7 +285,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     procs)
         await until("the backfill", lambda: _synced(row.id), procs)
         backfill = time.monotonic() - t0
-        await until("the first recompute and write-back", lambda: WriteStateRow.filter(shop_id=row.id).exists(), procs)
+        await until("the first recompute and write-back", lambda: write_state.count(row.id), procs)
         writeback = time.monotonic() - t0 - backfill
         await until("the echo of our writes to settle", lambda: quiet(row.id), procs)
         await report(settings, row.id, seeded, {"backfill": backfill, "writeback": writeback})
