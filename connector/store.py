@@ -7,10 +7,10 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError, OperationalError
-from tortoise.models import Model
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from connector import model as m
@@ -32,7 +32,8 @@ from connector.shops import set_cursor, set_state, utcnow
 log = logging.getLogger(__name__)
 MARK_BATCH = 500  # customer ids per IN (...) list when marking them changed
 
-TABLES: dict[m.Kind, type[Model]] = {
+EntityRow = CustomerRow | OrderRow | ProductRow | RefundRow | CheckoutRow
+TABLES: dict[m.Kind, type[EntityRow]] = {
     m.Kind.CUSTOMER: CustomerRow,
     m.Kind.ORDER: OrderRow,
     m.Kind.PRODUCT: ProductRow,
@@ -66,6 +67,11 @@ def _is_stale(row: Any, updated_at: datetime | None) -> bool:
     if row.deleted_at is not None and updated_at <= row.deleted_at:
         return True
     return row.updated_at is not None and updated_at <= row.updated_at
+
+
+async def _platform_ids(rows: QuerySet[CustomerRow]) -> list[str]:
+    """The platform ids of these customer rows (Tortoise types values_list(flat=True) as a list of tuples)."""
+    return cast(list[str], await rows.values_list("platform_id", flat=True))
 
 
 def _customer_fields(c: m.Customer) -> dict[str, Any]:
@@ -140,7 +146,7 @@ async def _upsert_order(shop_id: int, o: m.Order, out: Applied) -> None:
         out.skipped_stale += 1
         return
     customer_id = await _owner_of(shop_id, o)
-    fields = {
+    fields: dict[str, Any] = {
         "customer_id": customer_id,
         "email": m.normalize_email(o.email),
         "currency": o.currency,
@@ -265,7 +271,7 @@ async def _delete(shop_id: int, d: m.Delete, out: Applied) -> None:
     await table.filter(id=row.id).update(deleted_at=at)
     out.changed += 1
     owner = d.platform_id if d.kind is m.Kind.CUSTOMER else getattr(row, "customer_id", None)
-    if d.kind is m.Kind.REFUND:
+    if isinstance(row, RefundRow):  # d.kind is m.Kind.REFUND
         order = await OrderRow.get_or_none(shop_id=shop_id, platform_id=row.order_id)
         owner = order.customer_id if order is not None else None
     if owner:
@@ -289,14 +295,13 @@ async def _redact_customer(shop_id: int, r: m.RedactCustomer, out: Applied) -> N
     ids = {r.customer_id} if r.customer_id else set()
     if r.email:
         email = m.normalize_email(r.email)
-        ids |= set(await CustomerRow.filter(shop_id=shop_id, email=email).values_list("platform_id", flat=True))
+        ids |= set(await _platform_ids(CustomerRow.filter(shop_id=shop_id, email=email)))
         ids.add(m.guest_id(r.email))
     orders = set(r.order_ids)
     owners = await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).values_list("customer_id", flat=True)
     touched = ids | {str(o) for o in owners if o}
     # Only rows we already hold are marked: a redaction must not create a row keyed by a guest's email.
-    out.customers |= set(await CustomerRow.filter(shop_id=shop_id, platform_id__in=touched).values_list(
-        "platform_id", flat=True))
+    out.customers |= set(await _platform_ids(CustomerRow.filter(shop_id=shop_id, platform_id__in=touched)))
     if orders:
         await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).delete()
         await RefundRow.filter(shop_id=shop_id, order_id__in=orders).delete()
@@ -319,7 +324,7 @@ async def export_customer(shop_id: int, customer_id: str | None, email: str | No
     if customer_id:
         ids.add(customer_id)
     if email:
-        ids |= set(await query.filter(email=m.normalize_email(email)).values_list("platform_id", flat=True))
+        ids |= set(await _platform_ids(query.filter(email=m.normalize_email(email))))
     customers = await CustomerRow.filter(shop_id=shop_id, platform_id__in=ids).values()
     orders = await OrderRow.filter(shop_id=shop_id).filter(customer_id__in=ids).values()
     listed = await OrderRow.filter(shop_id=shop_id, platform_id__in=list(order_ids)).values()
@@ -371,7 +376,7 @@ async def mark_changed(shop_id: int, customers: set[str]) -> None:
     for start in range(0, len(ids), MARK_BATCH):
         chunk = ids[start:start + MARK_BATCH]
         rows = CustomerRow.filter(shop_id=shop_id, platform_id__in=chunk)
-        known = set(await rows.values_list("platform_id", flat=True))
+        known = set(await _platform_ids(rows))
         await rows.update(changed_at=now)
         # An order can arrive before its customer: a bare row carries the mark until the customer's own data does
         # (updated_at None, so that data is never stale). Guests are never written to: no bare row for them.
