@@ -13,6 +13,8 @@ class _Money(TypedDict):
 
 
 MONEY: Final[_Money] = {"max_digits": 16, "decimal_places": 4}
+# The bare `shop_id: int` and `order_id: int` below declare, for the type checker only, the column Tortoise adds
+# for a foreign key.
 
 
 class ShopRow(Model):
@@ -55,6 +57,7 @@ class CustomerRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     email = fields.CharField(max_length=320, null=True)
     is_guest = fields.BooleanField(default=False)
@@ -81,6 +84,7 @@ class OrderRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     customer_id = fields.CharField(max_length=255, null=True)  # the customer's platform id
     email = fields.CharField(max_length=320, null=True)
@@ -110,7 +114,9 @@ class LineItemRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     order: fields.ForeignKeyRelation[OrderRow] = fields.ForeignKeyField("models.OrderRow", related_name="lines", on_delete=fields.CASCADE)
+    order_id: int
     platform_id = fields.CharField(max_length=255)
     product_id = fields.CharField(max_length=255, null=True)
     variant_id = fields.CharField(max_length=255, null=True)
@@ -131,6 +137,7 @@ class ProductRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     title = fields.CharField(max_length=500)
     product_type = fields.CharField(max_length=255, null=True)
@@ -155,6 +162,7 @@ class RefundRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     order_id = fields.CharField(max_length=255)
     amount = fields.DecimalField(**MONEY)
@@ -173,6 +181,7 @@ class CheckoutRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     customer_id = fields.CharField(max_length=255, null=True)
     email = fields.CharField(max_length=320, null=True)
@@ -192,6 +201,7 @@ class InboxRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform = fields.CharField(max_length=20)
     topic = fields.CharField(max_length=100)
     dedup_key = fields.CharField(max_length=255)
@@ -213,6 +223,7 @@ class CustomerInsightRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     customer_id = fields.CharField(max_length=255)
     data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     segments: fields.JSONField[list[str]] = fields.JSONField(default=list)
@@ -228,6 +239,7 @@ class ShopInsightRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     name = fields.CharField(max_length=50)
     data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     computed_at = fields.DatetimeField()
@@ -242,6 +254,7 @@ class WriteStateRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     owner_kind = fields.CharField(max_length=20)
     owner_id = fields.CharField(max_length=255)
     tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
@@ -258,6 +271,7 @@ class DataExportRow(Model):
 
     id = fields.IntField(primary_key=True)
     shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     request_id = fields.CharField(max_length=255)
     customer_id = fields.CharField(max_length=255, null=True)
     data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
