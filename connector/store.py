@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError, OperationalError
-from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from connector import model as m
@@ -67,11 +66,6 @@ def _is_stale(row: Any, updated_at: datetime | None) -> bool:
     if row.deleted_at is not None and updated_at <= row.deleted_at:
         return True
     return row.updated_at is not None and updated_at <= row.updated_at
-
-
-async def _platform_ids(rows: QuerySet[CustomerRow]) -> list[str]:
-    """The platform ids of these customer rows (Tortoise types values_list(flat=True) as a list of tuples)."""
-    return cast(list[str], await rows.values_list("platform_id", flat=True))
 
 
 def _customer_fields(c: m.Customer) -> dict[str, Any]:
@@ -295,13 +289,15 @@ async def _redact_customer(shop_id: int, r: m.RedactCustomer, out: Applied) -> N
     ids = {r.customer_id} if r.customer_id else set()
     if r.email:
         email = m.normalize_email(r.email)
-        ids |= set(await _platform_ids(CustomerRow.filter(shop_id=shop_id, email=email)))
+        ids |= set(cast(list[str], await CustomerRow.filter(shop_id=shop_id, email=email).values_list(
+            "platform_id", flat=True)))  # Tortoise types values_list(flat=True) as tuples: here and below, values
         ids.add(m.guest_id(r.email))
     orders = set(r.order_ids)
     owners = await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).values_list("customer_id", flat=True)
     touched = ids | {str(o) for o in owners if o}
     # Only rows we already hold are marked: a redaction must not create a row keyed by a guest's email.
-    out.customers |= set(await _platform_ids(CustomerRow.filter(shop_id=shop_id, platform_id__in=touched)))
+    out.customers |= set(cast(list[str], await CustomerRow.filter(shop_id=shop_id, platform_id__in=touched).values_list(
+        "platform_id", flat=True)))
     if orders:
         await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).delete()
         await RefundRow.filter(shop_id=shop_id, order_id__in=orders).delete()
@@ -324,7 +320,7 @@ async def export_customer(shop_id: int, customer_id: str | None, email: str | No
     if customer_id:
         ids.add(customer_id)
     if email:
-        ids |= set(await _platform_ids(query.filter(email=m.normalize_email(email))))
+        ids |= set(cast(list[str], await query.filter(email=m.normalize_email(email)).values_list("platform_id", flat=True)))
     customers = await CustomerRow.filter(shop_id=shop_id, platform_id__in=ids).values()
     orders = await OrderRow.filter(shop_id=shop_id).filter(customer_id__in=ids).values()
     listed = await OrderRow.filter(shop_id=shop_id, platform_id__in=list(order_ids)).values()
@@ -376,7 +372,7 @@ async def mark_changed(shop_id: int, customers: set[str]) -> None:
     for start in range(0, len(ids), MARK_BATCH):
         chunk = ids[start:start + MARK_BATCH]
         rows = CustomerRow.filter(shop_id=shop_id, platform_id__in=chunk)
-        known = set(await _platform_ids(rows))
+        known = set(await rows.values_list("platform_id", flat=True))
         await rows.update(changed_at=now)
         # An order can arrive before its customer: a bare row carries the mark until the customer's own data does
         # (updated_at None, so that data is never stale). Guests are never written to: no bare row for them.
