@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m sandboxes.demo
 
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -174,7 +174,7 @@ REQUIRED_IN_PRODUCTION = ("shopify_api_secret", "encryption_key")
 def _convert(value: Any, hint: Any, key: str, problems: list[str]) -> Any:
     """Convert a TOML value to the annotated type, recording a problem instead of raising."""
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
             problems.append(f"{key}: expected a table, got {type(value).__name__}")
             return None

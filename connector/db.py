@@ -1,10 +1,20 @@
 """Tortoise tables: the common model in storage, the inbox, and what we computed and wrote. Every row has a shop."""
 from __future__ import annotations
 
+from typing import Any, Final, TypedDict
+
 from tortoise import fields
 from tortoise.models import Model
 
-MONEY = {"max_digits": 16, "decimal_places": 4}
+
+class _Money(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: Final[_Money] = {"max_digits": 16, "decimal_places": 4}
+# The bare `shop_id: int` and `order_id: int` below declare, for the type checker only, the column Tortoise adds
+# for a foreign key.
 
 
 class ShopRow(Model):
@@ -17,7 +27,7 @@ class ShopRow(Model):
     scopes = fields.TextField(default="")
     currency = fields.CharField(max_length=3, null=True)
     credentials = fields.TextField(default="")  # Fernet token of a JSON object
-    cursors = fields.JSONField(default=dict)
+    cursors: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     installed_at = fields.DatetimeField(null=True)
     uninstalled_at = fields.DatetimeField(null=True)
     created = fields.DatetimeField(auto_now_add=True)
@@ -46,14 +56,15 @@ class CustomerRow(Model):
     """A customer. Guests are keyed `guest:<email>` and may be merged into a registered customer."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     email = fields.CharField(max_length=320, null=True)
     is_guest = fields.BooleanField(default=False)
     first_name = fields.CharField(max_length=255, null=True)
     last_name = fields.CharField(max_length=255, null=True)
     accepts_marketing = fields.BooleanField(null=True)
-    tags = fields.JSONField(default=list)
+    tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
     merged_into = fields.CharField(max_length=255, null=True)
     created_at = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField(null=True)
@@ -72,7 +83,8 @@ class OrderRow(Model):
     """An order, money in shop currency."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     customer_id = fields.CharField(max_length=255, null=True)  # the customer's platform id
     email = fields.CharField(max_length=320, null=True)
@@ -85,7 +97,7 @@ class OrderRow(Model):
     cancelled = fields.BooleanField(default=False)
     test = fields.BooleanField(default=False)
     awaiting_payment = fields.BooleanField(default=False)  # placed but not paid yet: not a sale until it is
-    discount_codes = fields.JSONField(default=list)
+    discount_codes: fields.JSONField[list[str]] = fields.JSONField(default=list)
     processed_at = fields.DatetimeField()
     created_at = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField(null=True)
@@ -101,8 +113,10 @@ class LineItemRow(Model):
     """One order line, replaced as a whole when its order is updated."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
-    order = fields.ForeignKeyField("models.OrderRow", related_name="lines", on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
+    order: fields.ForeignKeyRelation[OrderRow] = fields.ForeignKeyField("models.OrderRow", related_name="lines", on_delete=fields.CASCADE)
+    order_id: int
     platform_id = fields.CharField(max_length=255)
     product_id = fields.CharField(max_length=255, null=True)
     variant_id = fields.CharField(max_length=255, null=True)
@@ -122,17 +136,18 @@ class ProductRow(Model):
     """A product with its variants folded in (variants kept as JSON)."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     title = fields.CharField(max_length=500)
     product_type = fields.CharField(max_length=255, null=True)
     vendor = fields.CharField(max_length=255, null=True)
-    tags = fields.JSONField(default=list)
+    tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
     status = fields.CharField(max_length=40, default="active")
     is_gift_card = fields.BooleanField(default=False)
     price = fields.DecimalField(**MONEY, null=True)
     in_stock = fields.BooleanField(default=True)
-    variants = fields.JSONField(default=list)
+    variants: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(default=list)
     created_at = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)
@@ -146,11 +161,12 @@ class RefundRow(Model):
     """A refund of (part of) an order."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     order_id = fields.CharField(max_length=255)
     amount = fields.DecimalField(**MONEY)
-    line_items = fields.JSONField(default=list)
+    line_items: fields.JSONField[list[list[Any]]] = fields.JSONField(default=list)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)
@@ -164,7 +180,8 @@ class CheckoutRow(Model):
     """A checkout, abandoned while completed_at is null."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform_id = fields.CharField(max_length=255)
     customer_id = fields.CharField(max_length=255, null=True)
     email = fields.CharField(max_length=320, null=True)
@@ -183,7 +200,8 @@ class InboxRow(Model):
     """A verified webhook delivery, stored raw before anything else happens to it."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     platform = fields.CharField(max_length=20)
     topic = fields.CharField(max_length=100)
     dedup_key = fields.CharField(max_length=255)
@@ -204,10 +222,11 @@ class CustomerInsightRow(Model):
     """What the last recompute says about a customer (features, predictions, segments, recommendations)."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     customer_id = fields.CharField(max_length=255)
-    data = fields.JSONField(default=dict)
-    segments = fields.JSONField(default=list)
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    segments: fields.JSONField[list[str]] = fields.JSONField(default=list)
     computed_at = fields.DatetimeField()
 
     class Meta:
@@ -219,9 +238,10 @@ class ShopInsightRow(Model):
     """Shop-level results of the last recompute: fitted models, KPIs, product associations."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     name = fields.CharField(max_length=50)
-    data = fields.JSONField(default=dict)
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     computed_at = fields.DatetimeField()
 
     class Meta:
@@ -233,11 +253,12 @@ class WriteStateRow(Model):
     """What the platform accepted the last time we wrote to an owner (customer or product)."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     owner_kind = fields.CharField(max_length=20)
     owner_id = fields.CharField(max_length=255)
-    tags = fields.JSONField(default=list)
-    metafields = fields.JSONField(default=dict)
+    tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    metafields: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     written_at = fields.DatetimeField()
 
     class Meta:
@@ -249,10 +270,11 @@ class DataExportRow(Model):
     """A customers/data_request export kept for the merchant."""
 
     id = fields.IntField(primary_key=True)
-    shop = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
     request_id = fields.CharField(max_length=255)
     customer_id = fields.CharField(max_length=255, null=True)
-    data = fields.JSONField(default=dict)
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -10,7 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -35,7 +35,9 @@ class RedisHandle:
             return
         try:
             client = redis.Redis(unix_socket_path=self.socket, socket_timeout=2)
-            others = [c for c in client.client_list() if c.get("cmd") not in ("client|list", "client")]
+            # redis types every reply as `Awaitable[Any] | Any` (sync and async clients share the stubs)
+            clients = cast(list[dict[str, Any]], client.client_list())
+            others = [c for c in clients if c.get("cmd") not in ("client|list", "client")]
             if not others:
                 client.shutdown(nosave=False)
         except (redis.ConnectionError, redis.ResponseError, OSError):

@@ -97,7 +97,7 @@ class Services:
             now = timestamp_ms()
             serialized = [serialize_job(function, args, {}, None, now, serializer=pool.job_serializer)
                           for _, args in jobs]
-            argv = [pool.expires_extra_ms, now, job_key_prefix, result_key_prefix, "\n".join(ids), b"".join(serialized),
+            argv: list[bytes | str | int] = [pool.expires_extra_ms, now, job_key_prefix, result_key_prefix, "\n".join(ids), b"".join(serialized),
                     ",".join(str(len(job)) for job in serialized)]
             if self._enqueue_many is None or self._enqueue_many.registered_client is not pool:
                 self._enqueue_many = pool.register_script(ENQUEUE_MANY)

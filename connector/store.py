@@ -5,10 +5,9 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError, OperationalError
-from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from connector import model as m
@@ -29,7 +28,8 @@ from connector.shops import set_cursor, set_state, utcnow
 log = logging.getLogger(__name__)
 MARK_BATCH = 500  # customer ids per IN (...) list when marking them changed
 
-TABLES: dict[m.Kind, type[Model]] = {
+EntityRow = CustomerRow | OrderRow | ProductRow | RefundRow | CheckoutRow
+TABLES: dict[m.Kind, type[EntityRow]] = {
     m.Kind.CUSTOMER: CustomerRow,
     m.Kind.ORDER: OrderRow,
     m.Kind.PRODUCT: ProductRow,
@@ -137,7 +137,7 @@ async def _upsert_order(shop_id: int, o: m.Order, out: Applied) -> None:
         out.skipped_stale += 1
         return
     customer_id = await _owner_of(shop_id, o)
-    fields = {
+    fields: dict[str, Any] = {
         "customer_id": customer_id,
         "email": m.normalize_email(o.email),
         "currency": o.currency,
@@ -262,7 +262,7 @@ async def _delete(shop_id: int, d: m.Delete, out: Applied) -> None:
     await table.filter(id=row.id).update(deleted_at=at)
     out.changed += 1
     owner = d.platform_id if d.kind is m.Kind.CUSTOMER else getattr(row, "customer_id", None)
-    if d.kind is m.Kind.REFUND:
+    if isinstance(row, RefundRow):  # d.kind is m.Kind.REFUND
         order = await OrderRow.get_or_none(shop_id=shop_id, platform_id=row.order_id)
         owner = order.customer_id if order is not None else None
     if owner:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from adapters.shopify import bulk, documents, records
@@ -10,7 +10,7 @@ from adapters.shopify.connect import http_client, open_client
 from adapters.shopify.mapping import parse_time
 from connector.adapter import Connection, Page
 from connector.errors import Fatal, Retryable
-from connector.model import Upsert
+from connector.model import Customer, Order, Product, Upsert
 
 KINDS = {"customer": "customers", "customers": "customers", "order": "orders", "orders": "orders",
          "product": "products", "products": "products", "checkout": "checkouts", "checkouts": "checkouts"}
@@ -108,7 +108,9 @@ async def _incremental(client: Any, name: str, state: dict[str, Any]) -> AsyncIt
     after = state.get("after")
     query = f"updated_at:>='{since}'" if since else None
     document = documents.load(f"{name}_page")
-    build = {"customers": records.customer, "orders": records.order, "products": records.product}[name]
+    builders: dict[str, Callable[[records.Node], Customer | Order | Product]] = {
+        "customers": records.customer, "orders": records.order, "products": records.product}
+    build = builders[name]
     while True:
         data = await client.execute(document, {"first": PAGE_SIZE[name], "after": after, "query": query}, f"{name}Page")
         block = data[name]

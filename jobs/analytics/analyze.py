@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
 from jobs.analytics.clv import BgNbdParams, GammaGammaParams, conditional_expected_purchases, predict
-from jobs.analytics.features import as_of_day, customer_features, valid_orders
+from jobs.analytics.features import AsOf, as_of_day, customer_features, valid_orders
 from jobs.analytics.kpis import cohort_matrix, shop_kpis
 from jobs.analytics.rfm import rfm_scores
 from jobs.analytics.segments import segment_table
@@ -30,7 +31,7 @@ class AnalysisResult:
     def to_json_dict(self) -> dict[str, object]:
         """A JSON-ready summary (no per-customer rows)."""
         buyers = int((self.customers["number_of_orders"] > 0).sum())
-        return _clean({
+        return cast(dict[str, object], _clean({  # _clean keeps a dict a dict
             "as_of": self.as_of.date().isoformat(),
             "customers": buyers,
             "orders": int(self.customers["number_of_orders"].sum()),
@@ -48,7 +49,7 @@ class AnalysisResult:
             "cohorts": {cohort: [None if pd.isna(v) else float(v) for v in row]
                         for cohort, row in zip(self.cohorts.index, self.cohorts.to_numpy())},
             **self.extra,
-        })
+        }))
 
 
 def _clean(value: object) -> object:
@@ -66,7 +67,7 @@ def _clean(value: object) -> object:
     return value
 
 
-def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: object,
+def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
             checkouts: pd.DataFrame | None = None) -> AnalysisResult:
     """Run the whole customer analytics on one shop's orders as of a day."""
     today = as_of_day(as_of)
@@ -87,7 +88,7 @@ def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: object,
                           predictions.bgnbd, predictions.gamma_gamma)
 
 
-def holdout_deciles(result: AnalysisResult, orders: pd.DataFrame, end: object) -> list[dict[str, float]]:
+def holdout_deciles(result: AnalysisResult, orders: pd.DataFrame, end: AsOf) -> list[dict[str, float]]:
     """Predicted vs actual repeat transactions (same-day merged) per decile of prediction, after as_of up to end."""
     if result.bgnbd is None:
         return []

@@ -10,7 +10,9 @@ that never happens within five years. In the heuristic fallback it is last order
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from connector.analytics_settings import AnalyticsSettings
+from jobs.analytics.features import AsOf
 
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 MAX_NEXT_ORDER_WEEKS = 5 * 365.25 / 7
@@ -119,10 +122,10 @@ def gamma_gamma_log_likelihood(log_params: np.ndarray, x: np.ndarray, m: np.ndar
     return _wsum(weights, ll_i), grad
 
 
-def _maximise(loglik: "object", starts: list[np.ndarray], total: float) -> tuple[np.ndarray, float, bool]:
+def _maximise(loglik: Callable[[np.ndarray], tuple[float, np.ndarray]], starts: list[np.ndarray], total: float) -> tuple[np.ndarray, float, bool]:
     """Best L-BFGS-B optimum over the starting points (objective scaled per customer)."""
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = loglik(theta)  # type: ignore[operator]
+        ll, grad = loglik(theta)
         if not np.isfinite(ll):
             return 1e10, np.zeros_like(theta)
         return -ll / total, -grad / total
@@ -181,7 +184,7 @@ def expected_purchases(params: BgNbdParams, t: np.ndarray | float) -> np.ndarray
     r, alpha, a, b = params.r, params.alpha, _a_not_one(params.a), params.b
     t = np.asarray(t, float)
     z = t / (alpha + t)
-    return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+    return cast(np.ndarray, (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z)))
 
 
 def purchase_pmf(params: BgNbdParams, t: float, n: int) -> float:
@@ -217,14 +220,14 @@ def expected_if_alive(params: BgNbdParams, t: np.ndarray | float, x: np.ndarray,
         # Where the series fails numerically, the no-dropout Poisson-gamma mean is a safe upper bound.
         bound = (r + x) / (alpha + T) * t
         bad = ~np.isfinite(value) | (value < 0)
-        return np.where(bad, bound, np.minimum(value, bound))
+        return cast(np.ndarray, np.where(bad, bound, np.minimum(value, bound)))
 
 
 def conditional_expected_purchases(params: BgNbdParams, t: float, x: np.ndarray, t_x: np.ndarray,
                                    T: np.ndarray) -> np.ndarray:
     """E[Y(t) | x, t_x, T]: expected repeat purchases in the next t weeks."""
     (ux, uT), _, inverse = compress(np.asarray(x, float), np.asarray(T, float))
-    return p_alive(params, x, t_x, T) * expected_if_alive(params, t, ux, uT)[inverse]
+    return cast(np.ndarray, p_alive(params, x, t_x, T) * expected_if_alive(params, t, ux, uT)[inverse])
 
 
 def expected_spend(params: GammaGammaParams, x: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -236,7 +239,8 @@ def expected_spend(params: GammaGammaParams, x: np.ndarray, m: np.ndarray) -> np
 
 def monthly_rate(annual_rate: float) -> float:
     """Monthly discount rate equivalent to an annual one."""
-    return (1.0 + annual_rate) ** (1.0 / 12.0) - 1.0
+    monthly: float = (1.0 + annual_rate) ** (1.0 / 12.0) - 1.0  # typeshed: float ** float is Any
+    return monthly
 
 
 def clv_bgnbd(params: BgNbdParams, spend: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
@@ -264,7 +268,7 @@ def next_order_weeks(params: BgNbdParams, x: np.ndarray, T: np.ndarray, iteratio
         above = expected_if_alive(params, mid, ux, uT) >= 1.0
         high = np.where(above, mid, high)
         low = np.where(above, low, mid)
-    return np.where(reachable, high, np.nan)[inverse]
+    return cast(np.ndarray, np.where(reachable, high, np.nan)[inverse])
 
 
 def heuristic_predictions(features: pd.DataFrame, months: int, annual_rate: float) -> pd.DataFrame:
@@ -306,7 +310,7 @@ def _fit_problem(params: BgNbdParams | GammaGammaParams, name: str) -> str:
     return f"{name} fit did not converge or gave absurd parameters ({values})"
 
 
-def predict(features: pd.DataFrame, as_of: object, settings: AnalyticsSettings) -> Predictions:
+def predict(features: pd.DataFrame, as_of: AsOf, settings: AnalyticsSettings) -> Predictions:
     """Per-customer predictions from BG/NBD + Gamma-Gamma, or labelled heuristics when a fit is not trustworthy."""
     today = pd.Timestamp(as_of).normalize()
     months, rate = settings.clv_horizon_months, settings.annual_discount_rate

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jobs.analytics.features import as_of_day, valid_orders
+from jobs.analytics.features import AsOf, as_of_day, valid_orders
 
 
-def period_retention(orders: pd.DataFrame, as_of: object, period_days: int) -> dict[str, float | int]:
+def period_retention(orders: pd.DataFrame, as_of: AsOf, period_days: int) -> dict[str, float | int]:
     """Of the customers who bought in the previous period, the share who bought again in the latest one."""
     valid = valid_orders(orders, as_of)
     end = as_of_day(as_of) + pd.Timedelta(days=1)
@@ -27,7 +27,7 @@ def period_retention(orders: pd.DataFrame, as_of: object, period_days: int) -> d
     }
 
 
-def cohort_matrix(orders: pd.DataFrame, as_of: object) -> pd.DataFrame:
+def cohort_matrix(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
     """Cohort month x months since first order -> share of the cohort with a valid order in that month."""
     valid = valid_orders(orders, as_of)
     if valid.empty:
@@ -52,7 +52,7 @@ def cohort_matrix(orders: pd.DataFrame, as_of: object) -> pd.DataFrame:
     return shares
 
 
-def shop_kpis(features: pd.DataFrame, predictions: pd.DataFrame | None, orders: pd.DataFrame, as_of: object,
+def shop_kpis(features: pd.DataFrame, predictions: pd.DataFrame | None, orders: pd.DataFrame, as_of: AsOf,
               period_days: int = 90) -> dict[str, object]:
     """All headline KPIs of a shop as plain numbers (JSON-ready)."""
     customers = len(features)

@@ -9,7 +9,7 @@ import pandas as pd
 from connector.analytics_settings import AnalyticsSettings, CustomSegment
 from connector.segment_rules import parse_rule
 from jobs.analytics.rules import evaluate
-from jobs.analytics.features import as_of_day, valid_orders
+from jobs.analytics.features import AsOf, as_of_day, valid_orders
 from jobs.analytics.rfm import GROUPS, group_slug
 
 
@@ -32,7 +32,7 @@ def top_percent(values: pd.Series, percent: float) -> pd.Series:
     return pd.Series(chosen & (numbers > 0), index=values.index)
 
 
-def holiday_buyers(orders: pd.DataFrame, as_of: object) -> set[str]:
+def holiday_buyers(orders: pd.DataFrame, as_of: AsOf) -> set[str]:
     """Customers with a valid order from Black Friday to 31 December of a year before as_of's year."""
     today = as_of_day(as_of)
     valid = valid_orders(orders, as_of)
@@ -46,7 +46,7 @@ def holiday_buyers(orders: pd.DataFrame, as_of: object) -> set[str]:
     return set(earlier.loc[in_window, "customer_id"].astype(str))
 
 
-def cart_abandoners(checkouts: pd.DataFrame | None, last_order: pd.Series, as_of: object, days: int) -> set[str]:
+def cart_abandoners(checkouts: pd.DataFrame | None, last_order: pd.Series, as_of: AsOf, days: int) -> set[str]:
     """Customers with an abandoned checkout in the last `days` days and no valid order since it."""
     if checkouts is None or checkouts.empty:
         return set()
@@ -63,7 +63,7 @@ def cart_abandoners(checkouts: pd.DataFrame | None, last_order: pd.Series, as_of
 
 
 def builtin_segments(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame | None,
-                     as_of: object, settings: AnalyticsSettings) -> pd.DataFrame:
+                     as_of: AsOf, settings: AnalyticsSettings) -> pd.DataFrame:
     """Membership of every enabled built-in segment; customers must carry features, RFM and predictions."""
     s = settings.segments
     today = as_of_day(as_of)
@@ -120,7 +120,7 @@ def _top_among(customers: pd.DataFrame, eligible: pd.Series, column: str, percen
     return top.reindex(customers.index, fill_value=False)
 
 
-def custom_segments(customers: pd.DataFrame, custom: tuple[CustomSegment, ...], as_of: object) -> pd.DataFrame:
+def custom_segments(customers: pd.DataFrame, custom: tuple[CustomSegment, ...], as_of: AsOf) -> pd.DataFrame:
     """Membership of every enabled custom segment, each rule evaluated vectorized over the customers."""
     columns = {
         segment.name: evaluate(parse_rule(segment.rule), customers, pd.Timestamp(as_of))
@@ -130,7 +130,7 @@ def custom_segments(customers: pd.DataFrame, custom: tuple[CustomSegment, ...], 
 
 
 def segment_table(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame | None,
-                  as_of: object, settings: AnalyticsSettings) -> pd.DataFrame:
+                  as_of: AsOf, settings: AnalyticsSettings) -> pd.DataFrame:
     """Built-in and custom segment membership side by side."""
     builtin = builtin_segments(customers, orders, checkouts, as_of, settings)
     custom = custom_segments(customers, settings.custom, as_of)

@@ -45,7 +45,8 @@ def prepare_lines(lines: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int) 
     for column in ("customer_id", "order_id", "product_id"):
         values = frame[column]
         if isinstance(values.dtype, pd.CategoricalDtype):  # large shops: ids as categories stay cheap
-            frame[column] = values.cat.rename_categories(values.cat.categories.astype(str))
+            # pandas-stubs: any list-like is accepted, an Index included
+            frame[column] = values.cat.rename_categories(values.cat.categories.astype(str))  # type: ignore[arg-type]
         elif not pd.api.types.is_string_dtype(values):
             frame[column] = values.astype(str)
     return frame
@@ -122,13 +123,13 @@ def fit(
     """Fit every component on the lines of the lookback window before `as_of`."""
     as_of = pd.Timestamp(as_of)
     frame = prepare_lines(lines, as_of, settings.lookback_days)
-    customer_code, customer_ids = pd.factorize(frame["customer_id"])
-    product_code, product_ids = pd.factorize(frame["product_id"])
+    customer_code, customer_uniques = pd.factorize(frame["customer_id"])
+    product_code, product_uniques = pd.factorize(frame["product_id"])
+    product_ids = np.asarray(product_uniques, dtype=object)
     if catalog is not None and len(catalog):
-        extra = pd.Index(catalog["product_id"].astype(str).unique()).difference(pd.Index(product_ids))
-        product_ids = np.concatenate([np.asarray(product_ids, dtype=object), np.asarray(extra, dtype=object)])
-    product_ids = np.asarray(product_ids, dtype=object)
-    customer_ids = np.asarray(customer_ids, dtype=object)
+        extra = pd.Index(catalog["product_id"].astype(str).unique()).difference(pd.Index(product_uniques))
+        product_ids = np.concatenate([product_ids, np.asarray(extra, dtype=object)])
+    customer_ids = np.asarray(customer_uniques, dtype=object)
     n_customers, n_products = len(customer_ids), len(product_ids)
     available, price, type_code = _catalog_arrays(product_ids, frame, catalog)
 
@@ -180,8 +181,9 @@ def _repeat_scores(
     """Re-buy score of products a customer bought in enough orders: recency x frequency x staple prior x due."""
     counts = span["orders"].to_numpy()
     product = span["product"].to_numpy()
-    first_days = (np.datetime64(as_of, "ns") - span["first_at"].to_numpy("datetime64[ns]")) / _DAY
-    last_days = (np.datetime64(as_of, "ns") - span["last_at"].to_numpy("datetime64[ns]")) / _DAY
+    # numpy stubs type datetime64 - datetime64 array as a datetime64 array; it is a timedelta64 array
+    first_days = (np.datetime64(as_of, "ns") - span["first_at"].to_numpy("datetime64[ns]")) / _DAY  # type: ignore[operator]
+    last_days = (np.datetime64(as_of, "ns") - span["last_at"].to_numpy("datetime64[ns]")) / _DAY  # type: ignore[operator]
     interval = (first_days - last_days) / np.maximum(counts - 1, 1)
     # Not yet due (bought more recently than the personal interval) lowers the score, never removes it.
     due = np.clip(last_days / np.maximum(interval, 1.0), 0.0, 1.0)
@@ -284,7 +286,8 @@ def _score_chunk(model: RecommendModel, rows: np.ndarray, k: int) -> pd.DataFram
         "product_id": model.product_ids[top_col],
         "score": total[top],
         "reason": np.asarray(REASONS, dtype=object)[top_reason],
-        "because_of": np.where(because >= 0, model.product_ids[np.maximum(because, 0)], None),
+        # numpy stubs: None is a valid (object) choice for np.where
+        "because_of": np.where(because >= 0, model.product_ids[np.maximum(because, 0)], None),  # type: ignore[call-overload]
     })
 
 

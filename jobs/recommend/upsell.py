@@ -1,6 +1,8 @@
 """Up-sell: pricier alternatives of the same product type, ranked by what buyers of the original bought next."""
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -30,7 +32,8 @@ def upgrades(
     follows = _follow_counts(owned, price, type_code, known, settings)
     pool = _popular_pool(price, type_code, popularity, known, settings)
     pairs = pd.concat([follows, pool], ignore_index=True)
-    pairs = pairs.groupby(["src", "dst"], sort=False, as_index=False)["follows"].max()
+    # pandas-stubs: with as_index=False the column's max() is a DataFrame (src, dst, follows), not a Series
+    pairs = pairs.groupby(["src", "dst"], sort=False, as_index=False)["follows"].max()  # type: ignore[assignment]
     buyers = np.bincount(owned["product"].to_numpy(), minlength=n_products).astype(np.float64)
     src = pairs["src"].to_numpy()
     dst = pairs["dst"].to_numpy()
@@ -49,7 +52,7 @@ def upgrades(
 def _in_band(src: np.ndarray, dst: np.ndarray, price: np.ndarray, settings: UpsellSettings) -> np.ndarray:
     """Whether dst is within the configured price band above src."""
     ratio = price[dst] / price[src]
-    return (src != dst) & (ratio > settings.min_ratio) & (ratio <= settings.max_ratio)
+    return cast(np.ndarray, (src != dst) & (ratio > settings.min_ratio) & (ratio <= settings.max_ratio))
 
 
 def _follow_counts(
