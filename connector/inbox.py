@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from tortoise import fields
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
@@ -48,8 +49,15 @@ class Received:
     body: bytes
 
 
-KEY_LENGTH = InboxRow._meta.fields_map["dedup_key"].max_length
-LIMITS = {name: InboxRow._meta.fields_map[name].max_length for name in ("platform", "topic")}
+def _max_length(name: str) -> int:
+    """The declared length of one of the inbox's text columns."""
+    column = InboxRow._meta.fields_map[name]
+    assert isinstance(column, fields.CharField)
+    return column.max_length
+
+
+KEY_LENGTH = _max_length("dedup_key")
+LIMITS = {name: _max_length(name) for name in ("platform", "topic")}
 
 
 @lru_cache(maxsize=256)
@@ -77,8 +85,8 @@ async def record_many(deliveries: Sequence[Received]) -> list[tuple[int, bool]]:
     conn = get_connection("default")
     now = timestamp(conn, utcnow())
     params: list[Any] = []
-    for (shop_id, key), d in first.items():
-        params += [shop_id, d.platform, d.topic, key, d.body, PENDING, 0, now]
+    for (shop_id, dedup), d in first.items():
+        params += [shop_id, d.platform, d.topic, dedup, d.body, PENDING, 0, now]
     # One statement is one transaction (autocommit), committed when it returns: no BEGIN/COMMIT round trips.
     # execute_query_dict: asyncpg's execute_query returns no rows for an INSERT, even with RETURNING.
     inserted = await conn.execute_query_dict(sql(conn, _insert(len(first))), params)

@@ -5,7 +5,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from connector import insights, write_state
 from connector import model as m
@@ -21,7 +21,8 @@ async def redact_customer(shop_id: int, r: m.RedactCustomer) -> set[str]:
     ids = {r.customer_id} if r.customer_id else set()
     if r.email:
         email = m.normalize_email(r.email)
-        ids |= set(await CustomerRow.filter(shop_id=shop_id, email=email).values_list("platform_id", flat=True))
+        ids |= set(cast(list[str], await CustomerRow.filter(shop_id=shop_id, email=email).values_list(
+            "platform_id", flat=True)))  # Tortoise types values_list(flat=True) as tuples: here and below, values
         ids.add(m.guest_id(r.email))
     orders = set(r.order_ids)
     owners = await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).values_list("customer_id", flat=True)
@@ -50,7 +51,7 @@ async def export_customer(shop_id: int, customer_id: str | None, email: str | No
     if customer_id:
         ids.add(customer_id)
     if email:
-        ids |= set(await query.filter(email=m.normalize_email(email)).values_list("platform_id", flat=True))
+        ids |= set(cast(list[str], await query.filter(email=m.normalize_email(email)).values_list("platform_id", flat=True)))
     customers = await CustomerRow.filter(shop_id=shop_id, platform_id__in=ids).values()
     orders = await OrderRow.filter(shop_id=shop_id).filter(customer_id__in=ids).values()
     listed = await OrderRow.filter(shop_id=shop_id, platform_id__in=list(order_ids)).values()

@@ -110,7 +110,8 @@ def start_redis_server(directory: Path, *, port: int | None = None, unix_socket:
         raise ValueError("start_redis_server: give exactly one of port and unix_socket")
     if unix_socket is not None:
         where = ["--port", "0", "--unixsocket", unix_socket, "--unixsocketperm", "700"]
-        url, connection = f"unix://{unix_socket}", {"unix_socket_path": unix_socket}
+        connection: dict[str, Any] = {"unix_socket_path": unix_socket}
+        url = f"unix://{unix_socket}"
     else:
         where = ["--port", str(port), "--bind", "127.0.0.1"]
         url, connection = f"redis://127.0.0.1:{port}/0", {"host": "127.0.0.1", "port": port}

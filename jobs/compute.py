@@ -90,7 +90,8 @@ def insight_rows(computed: Computed) -> list[tuple[str, str, str]]:
     customers = computed.analysis.customers
     segments = _segment_lists(computed.analysis.segments.reindex(customers.index, fill_value=False))
     frame = customers.copy()
-    frame["recommendations"] = [computed.recommendations.get(c, []) for c in customers.index.astype(str)]
+    frame["recommendations"] = pd.Series([computed.recommendations.get(c, []) for c in customers.index.astype(str)],
+                                         index=frame.index, dtype=object)
     text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", default_handler=str)
     data = text.split("\n")[: len(frame)]
     return [(str(cid), doc, json.dumps(seg)) for cid, doc, seg in zip(customers.index, data, segments)]

@@ -74,7 +74,7 @@ def _compare(node: Compare, frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.Seri
         values = pd.to_numeric(column, errors="coerce").astype(float)
         bounds = [float(str(v.value)) for v in node.values]
     if node.op == "between":
-        low, high = sorted(bounds)  # type: ignore[type-var]
+        low, high = sorted(bounds)
         result = (values >= low) & (values <= high)
     else:
         bound = bounds[0]

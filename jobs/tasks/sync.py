@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from connector import queue, shops
 from connector.db import ShopRow
@@ -64,7 +64,7 @@ async def sync_shop(ctx: dict[str, Any], shop_id: int) -> dict[str, int]:
 async def reconcile_all(ctx: dict[str, Any]) -> int:
     """Cron: queue a sync of every active shop (webhooks are not guaranteed; WooCommerce never retries)."""
     found = services(ctx)
-    ids = await ShopRow.filter(state=InstallState.ACTIVE.value).values_list("id", flat=True)
+    ids = cast(list[int], await ShopRow.filter(state=InstallState.ACTIVE.value).values_list("id", flat=True))
     for shop_id in ids:
         await found.enqueue(queue.SYNC_SHOP, shop_id, job_id=queue.sync_id(shop_id))
     return len(ids)
