@@ -22,11 +22,11 @@ from starlette.routing import Route
 from sandboxes.woocommerce import data as sandbox_data
 from sandboxes.woocommerce.data import gmt
 from sandboxes.woocommerce.rest import (
-    _body, _page, batch_customers, batch_products, create_customer, delete_customer, delete_order, get_customer,
+    _batch_body, _body, _page, batch_customers, batch_products, create_customer, delete_customer, delete_order, get_customer,
     get_order, get_product, list_customers, list_orders, list_products, list_refunds, list_variations, put_customer,
     update_order,
 )
-from sandboxes.woocommerce.store import API, MAX_ITEMS, TOPIC_RESOURCES, SandboxStore, _error, php_json
+from sandboxes.woocommerce.store import API, TOPIC_RESOURCES, SandboxStore, _error, php_json
 
 __all__ = ["SandboxStore", "build_app", "php_json", "main"]
 Handler = Callable[[Request, SandboxStore], Any]
@@ -117,12 +117,9 @@ def delete_webhook(request: Request, s: SandboxStore) -> Response:
     return JSONResponse(s.hook_json(hook))
 
 async def batch_webhooks(request: Request, s: SandboxStore) -> Response:
-    data = await _body(request)
-    if not isinstance(data, dict):
-        return _error("rest_invalid_json", "Invalid JSON body passed.", 400)
-    if sum(len(data.get(k) or []) for k in ("create", "update", "delete")) > MAX_ITEMS:
-        return _error("woocommerce_rest_request_entity_too_large",
-                      f"Unable to accept more than {MAX_ITEMS} items for this request.", 413)
+    data = await _batch_body(request)
+    if isinstance(data, Response):
+        return data
     out: dict[str, list[Any]] = {}
     invalid: dict[str, Any] = {"code": "woocommerce_rest_webhook_invalid_id", "message": "Invalid ID.", "data": {"status": 400}}
     for item in data.get("create") or []:

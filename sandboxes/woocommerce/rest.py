@@ -75,6 +75,17 @@ async def _body(request: Request) -> Any:
         return None
 
 
+async def _batch_body(request: Request) -> dict[str, Any] | Response:
+    """A batch request's body, or WooCommerce's answer to one that is not JSON or holds too many items."""
+    data = await _body(request)
+    if not isinstance(data, dict):
+        return _error("rest_invalid_json", "Invalid JSON body passed.", 400)
+    if sum(len(data.get(k) or []) for k in ("create", "update", "delete")) > MAX_ITEMS:
+        return _error("woocommerce_rest_request_entity_too_large",
+                      f"Unable to accept more than {MAX_ITEMS} items for this request.", 413)
+    return data
+
+
 # ----- orders -----
 def list_orders(request: Request, s: SandboxStore) -> Response:
     status = request.query_params.get("status", "any")
@@ -169,13 +180,9 @@ def delete_customer(request: Request, s: SandboxStore) -> Response:
     return JSONResponse(s.render("customer", customer))
 
 async def batch_customers(request: Request, s: SandboxStore) -> Response:
-    data = await _body(request)
-    if not isinstance(data, dict):
-        return _error("rest_invalid_json", "Invalid JSON body passed.", 400)
-    count = sum(len(data.get(k) or []) for k in ("create", "update", "delete"))
-    if count > MAX_ITEMS:
-        return _error("woocommerce_rest_request_entity_too_large",
-                      f"Unable to accept more than {MAX_ITEMS} items for this request.", 413)
+    data = await _batch_body(request)
+    if isinstance(data, Response):
+        return data
     out: dict[str, list[Any]] = {}
     s.batch_log.append(("customers", [i.get("id") if isinstance(i, dict) else None for i in data.get("update") or []]))
     for item in data.get("update") or []:
@@ -214,12 +221,9 @@ def list_variations(request: Request, s: SandboxStore) -> Response:
     return _page(request, ordered, f"{s.base_url}{API}/products/{pid}/variations")
 
 async def batch_products(request: Request, s: SandboxStore) -> Response:
-    data = await _body(request)
-    if not isinstance(data, dict):
-        return _error("rest_invalid_json", "Invalid JSON body passed.", 400)
-    if sum(len(data.get(k) or []) for k in ("create", "update", "delete")) > MAX_ITEMS:
-        return _error("woocommerce_rest_request_entity_too_large",
-                      f"Unable to accept more than {MAX_ITEMS} items for this request.", 413)
+    data = await _batch_body(request)
+    if isinstance(data, Response):
+        return data
     out: dict[str, list[Any]] = {"update": []}
     s.batch_log.append(("products", [i.get("id") if isinstance(i, dict) else None for i in data.get("update") or []]))
     for item in data.get("update") or []:

@@ -11,7 +11,7 @@ from adapters.shopify.adapter import ADAPTER
 from sandboxes.shopify.app import Sandbox
 from adapters.shopify.webhooks import sign
 from connector.adapter import Connection
-from tests.adapters.shopify.support import SECRET, SHOP, WEBHOOKS, connection, install_token, make_sandbox, make_settings, pointed_at, served
+from tests.adapters.shopify.support import SECRET, SHOP, WEBHOOKS, connection, installed, make_sandbox
 
 
 def fixture_topic(path: Path) -> str:
@@ -69,10 +69,8 @@ class ShopifyHarness:
     @contextlib.asynccontextmanager
     async def sandbox(self, tmp_path: Path) -> AsyncIterator[SandboxHandle]:
         sandbox = make_sandbox(maximum_available=20000, restore_rate=10000).seed(40, 12, seed=7)
-        with served(sandbox) as url:
-            settings = pointed_at(make_settings(tmp_path), url)
-            credentials = await install_token(settings, url)
-            yield SandboxHandle(sandbox, connection(settings, credentials))
+        async with installed(sandbox, tmp_path) as conn:
+            yield SandboxHandle(sandbox, conn)
 
     def change(self, handle: SandboxHandle, kind: str) -> str:
         return handle.change(kind)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -97,3 +97,11 @@ async def open_database(settings: Any) -> None:
         await Tortoise.close_connections()
         migrated = False
     await database.connect(settings, check=migrated)
+
+
+@contextlib.asynccontextmanager
+async def installed(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Connection]:
+    """The sandbox served, settings pointed at it, and a connection holding a token from a real OAuth install."""
+    with served(sandbox) as url:
+        settings = pointed_at(make_settings(tmp_path), url)
+        yield connection(settings, await install_token(settings, url))

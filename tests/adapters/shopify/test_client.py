@@ -16,7 +16,7 @@ from adapters.shopify import documents
 from adapters.shopify.client import GraphQLClient, GraphQLErrors, UserErrors
 from adapters.shopify.connect import open_client
 from connector.errors import AuthError, Retryable
-from tests.adapters.shopify.support import SHOP, connection, install_token, make_sandbox, make_settings, pointed_at, served
+from tests.adapters.shopify.support import SHOP, installed, make_sandbox, make_settings, pointed_at, served
 from tests.support.live import serve
 
 
@@ -28,9 +28,7 @@ def fresh_buckets() -> None:
 
 async def test_a_burst_of_writes_stays_within_the_bucket_and_completes(tmp_path: Any) -> None:
     sandbox = make_sandbox(maximum_available=100, restore_rate=200).seed(40, 3, seed=1)
-    with served(sandbox) as url:
-        settings = pointed_at(make_settings(tmp_path), url)
-        conn = connection(settings, await install_token(settings, url))
+    async with installed(sandbox, tmp_path) as conn:
         customers = sorted(sandbox.store.customers)
         async with httpx.AsyncClient(timeout=30) as http:
             client = open_client(conn, http)
@@ -47,9 +45,7 @@ async def test_a_burst_of_writes_stays_within_the_bucket_and_completes(tmp_path:
 
 async def test_sequential_calls_wait_for_the_bucket_instead_of_being_throttled(tmp_path: Any) -> None:
     sandbox = make_sandbox(maximum_available=50, restore_rate=250).seed(15, 2, seed=2)
-    with served(sandbox) as url:
-        settings = pointed_at(make_settings(tmp_path), url)
-        conn = connection(settings, await install_token(settings, url))
+    async with installed(sandbox, tmp_path) as conn:
         async with httpx.AsyncClient(timeout=30) as http:
             client = open_client(conn, http)
             for c in sorted(sandbox.store.customers):
@@ -59,9 +55,7 @@ async def test_sequential_calls_wait_for_the_bucket_instead_of_being_throttled(t
 
 async def test_user_errors_are_raised_as_fatal(tmp_path: Any) -> None:
     sandbox = make_sandbox().seed(2, 1, seed=1)
-    with served(sandbox) as url:
-        settings = pointed_at(make_settings(tmp_path), url)
-        conn = connection(settings, await install_token(settings, url))
+    async with installed(sandbox, tmp_path) as conn:
         async with httpx.AsyncClient() as http:
             client = open_client(conn, http)
             with pytest.raises(UserErrors) as caught:

@@ -13,16 +13,15 @@ from adapters.shopify.adapter import ADAPTER
 from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection, Page
 from connector.model import Order, Upsert
-from tests.adapters.shopify.support import connection, install_token, make_sandbox, make_settings, pointed_at, served
+from tests.adapters.shopify.support import installed, make_sandbox
 
 
 @pytest.fixture
 async def store(tmp_path: Any) -> AsyncIterator[tuple[Sandbox, Connection]]:
     client_module.BUCKETS.clear()
     sandbox = make_sandbox(maximum_available=20000, restore_rate=10000).seed(70, 10, seed=11)
-    with served(sandbox) as url:
-        settings = pointed_at(make_settings(tmp_path), url)
-        yield sandbox, connection(settings, await install_token(settings, url))
+    async with installed(sandbox, tmp_path) as conn:
+        yield sandbox, conn
 
 
 async def pages(conn: Connection, kind: str, cursor: str | None) -> list[Page]:

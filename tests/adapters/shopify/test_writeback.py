@@ -13,7 +13,7 @@ from adapters.shopify.adapter import ADAPTER
 from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection
 from connector.writeback import Metafield, OwnerChange, WritePlan
-from tests.adapters.shopify.support import connection, install_token, make_sandbox, make_settings, pointed_at, served
+from tests.adapters.shopify.support import installed, make_sandbox
 
 NS = "app--retention-dev--retention"
 
@@ -22,9 +22,7 @@ NS = "app--retention-dev--retention"
 async def store(tmp_path: Any) -> AsyncIterator[tuple[Sandbox, Connection]]:
     client_module.BUCKETS.clear()
     sandbox = make_sandbox(maximum_available=4000, restore_rate=2000).seed(30, 6, seed=5)
-    with served(sandbox) as url:
-        settings = pointed_at(make_settings(tmp_path), url)
-        conn = connection(settings, await install_token(settings, url))
+    async with installed(sandbox, tmp_path) as conn:
         yield sandbox, conn
 
 
