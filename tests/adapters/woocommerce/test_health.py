@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -13,6 +14,7 @@ from starlette.routing import Route
 
 from adapters.woocommerce.adapter import ADAPTER
 from adapters.woocommerce.health import delivery_url, ensure_webhooks
+from connector.adapter import Connection
 from tests.adapters.woocommerce.support import connection, make_settings, running_store
 from tests.support.live import free_port, serve
 
@@ -48,10 +50,17 @@ def receiver(secret: bytes) -> Iterator[tuple[Receiver, str]]:
         yield handler, url
 
 
-async def test_ensure_webhooks_creates_every_topic_once_with_our_secret(tmp_path: Path) -> None:
-    with running_store(customers=5, guests=1, orders=10) as store, receiver(b"") as (rx, url):
+@contextlib.contextmanager
+def store_and_receiver(tmp_path: Path, **seed: int) -> Iterator[tuple[Any, Receiver, Connection, str]]:
+    """A seeded store whose webhooks deliver to a receiver that checks our per-shop secret."""
+    with running_store(**seed) as store, receiver(b"") as (rx, url):
         conn = connection(store, make_settings(tmp_path, application_url=url))
         rx.secret = conn.credentials["webhook_secret"].encode()
+        yield store, rx, conn, url
+
+
+async def test_ensure_webhooks_creates_every_topic_once_with_our_secret(tmp_path: Path) -> None:
+    with store_and_receiver(tmp_path, customers=5, guests=1, orders=10) as (store, rx, conn, url):
         report = await ensure_webhooks(conn)
         topics = conn.settings.woocommerce.webhook_topics
         assert sorted(report.created) == sorted(topics) and rx.pings == len(topics)
@@ -63,9 +72,7 @@ async def test_ensure_webhooks_creates_every_topic_once_with_our_secret(tmp_path
 
 
 async def test_a_disabled_webhook_is_re_enabled_and_deliveries_resume(tmp_path: Path) -> None:
-    with running_store(customers=5, guests=1, orders=10) as store, receiver(b"") as (rx, url):
-        conn = connection(store, make_settings(tmp_path, application_url=url))
-        rx.secret = conn.credentials["webhook_secret"].encode()
+    with store_and_receiver(tmp_path, customers=5, guests=1, orders=10) as (store, rx, conn, url):
         await ensure_webhooks(conn)
         oid = min(store.orders)
         rx.down = True
@@ -105,9 +112,7 @@ async def test_missing_and_duplicate_webhooks_are_repaired(tmp_path: Path) -> No
 
 
 async def test_our_own_meta_write_echoes_back_as_customer_updated(tmp_path: Path) -> None:
-    with running_store(customers=3, guests=1, orders=5) as store, receiver(b"") as (rx, url):
-        conn = connection(store, make_settings(tmp_path, application_url=url))
-        rx.secret = conn.credentials["webhook_secret"].encode()
+    with store_and_receiver(tmp_path, customers=3, guests=1, orders=5) as (store, rx, conn, url):
         await ensure_webhooks(conn)
         cid = min(store.customers)
         store.update_customer(cid, {"meta_data": [{"key": "retention_tags", "value": "rt:vip"}]})
