@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.shopify import oauth
+from adapters.shopify import oauth, scopes
 from adapters.shopify.client import exchange_code, exchange_session_token, shopify_base_url
 from adapters.shopify.connect import http_client
 from connector import queue, shops
@@ -34,8 +34,8 @@ def redirect_uri(settings: Settings) -> str:
 
 async def _installed(request: Request, settings: Settings, shop: str, credentials: dict[str, Any]) -> int:
     """Store the shop with encrypted credentials and queue `install_shop` (webhooks, definitions, then ACTIVE + backfill)."""
-    scopes = tuple(s for s in str(credentials.get("scope", "")).split(",") if s) or settings.scopes
-    row = await shops.save_install(settings, Platform.SHOPIFY, shop, credentials, scopes=scopes, state=InstallState.PENDING)
+    granted = tuple(s for s in str(credentials.get("scope", "")).split(",") if s) or settings.scopes
+    row = await shops.save_install(settings, Platform.SHOPIFY, shop, credentials, scopes=granted, state=InstallState.PENDING)
     await request.app.state.services.enqueue(queue.INSTALL_SHOP, row.id,
                                              job_id=queue.install_id(row.id, str(int(datetime.now().timestamp()))))
     log.info("shopify install stored for %s (shop id %s)", shop, row.id)
@@ -73,6 +73,7 @@ async def callback(request: Request) -> Response:
         await shops.consume_state(Platform.SHOPIFY, state, subject=shop)
         async with http_client() as http:
             credentials = await exchange_code(http, settings, shop, code)
+        scopes.require_scopes(str(credentials.get("scope", "")), settings.scopes)
     except AuthError as exc:
         log.warning("shopify callback refused: %s", exc)
         return PlainTextResponse("installation refused", status_code=400)
@@ -105,7 +106,9 @@ def session_token_required(handler: Handler) -> Handler:
             try:
                 async with http_client() as http:
                     credentials = await exchange_session_token(http, settings, session.shop, token or "")
-            except AuthError:
+                scopes.require_scopes(str(credentials.get("scope", "")), settings.scopes)
+            except AuthError as exc:
+                log.warning("shopify token exchange for %s refused: %s", session.shop, exc)
                 return JSONResponse({"error": "token exchange refused"}, status_code=401)
             except Retryable:
                 return JSONResponse({"error": "store unavailable"}, status_code=502)

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from sandboxes.shopify import graphql as gql
 from sandboxes.shopify.bulk import BulkOperations
-from sandboxes.shopify.payloads import gid, parse_gid
+from sandboxes.shopify.payloads import gid, granted_scope, parse_gid
 from sandboxes.shopify.store import Store
 
 # The real Admin GraphQL introspection (2026-07) with descriptions stripped, shipped so a fresh clone runs alone.
@@ -108,6 +108,7 @@ class Sandbox(BulkOperations):
         self.pending: list[tuple[str, dict[str, Any]]] = []
         self.deliveries: list[dict[str, Any]] = []
         self.codes: dict[str, str] = {}
+        self.grant: str | None = None  # scopes this store grants instead of those asked for (None: as asked)
         self.tokens: dict[str, float | None] = {}
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
         self.calls = 0
@@ -156,7 +157,7 @@ class Sandbox(BulkOperations):
         if q.get("client_id") != self.client_id or not q.get("redirect_uri"):
             return PlainTextResponse("Oauth error invalid_request: The client_id or redirect_uri is invalid", status_code=400)
         code = secrets.token_hex(16)
-        self.codes[code] = q.get("scope", "")
+        self.codes[code] = q.get("scope", "") if self.grant is None else self.grant
         params = {"code": code, "host": base64.b64encode(f"{self.shop}/admin".encode()).decode().rstrip("="),
                   "shop": self.shop, "state": q.get("state", ""), "timestamp": str(int(time.time()))}
         params["hmac"] = self.sign_query(params)
@@ -164,7 +165,7 @@ class Sandbox(BulkOperations):
 
     def _issue(self, scope: str, expiring: bool) -> dict[str, Any]:
         token = "shpat_" + secrets.token_hex(16)
-        answer: dict[str, Any] = {"access_token": token, "scope": scope}
+        answer: dict[str, Any] = {"access_token": token, "scope": granted_scope(scope)}
         if expiring and self.token_ttl is not None:
             self.tokens[token] = time.time() + self.token_ttl
             refresh = "shprt_" + secrets.token_hex(16)

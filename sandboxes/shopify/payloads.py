@@ -6,6 +6,12 @@ from decimal import Decimal
 from typing import Any
 
 
+def granted_scope(asked: str) -> str:
+    """The scope string a token answer carries: Shopify leaves out read_x where write_x (which implies it) is granted."""
+    scopes = [s.strip() for s in asked.split(",") if s.strip()]
+    return ",".join(s for s in scopes if not (s.startswith("read_") and f"write_{s[5:]}" in scopes))
+
+
 def gid(kind: str, ident: int | str) -> str:
     return f"gid://shopify/{kind}/{ident}"
 
