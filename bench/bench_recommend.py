@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 # The full data set is not in the repository (14 MB): point BENCH_DATASETS at a folder holding completejourney/
-# (the team's data folder beside the checkout by default). Without it, only the generated store is measured.
-CJ = Path(os.environ.get("BENCH_DATASETS", REPO.parent / "shared" / "datasets")) / "completejourney"
+# (`make bench BENCH_DATASETS=/path/to/datasets`). Without it, only the generated store is measured.
+CJ = Path(os.environ.get("BENCH_DATASETS") or "/nonexistent") / "completejourney"
 COLUMNS = "customer_id=household_id,order_id=basket_id,processed_at=transaction_timestamp,amount=sales_value"
 TARGET_SECONDS = 30.0
 SYNTH_LINES = 10_000_000
