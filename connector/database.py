@@ -1,6 +1,7 @@
 """Connect Tortoise to SQLite (WAL) or PostgreSQL, and apply or check the shipped migrations."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -99,6 +100,11 @@ def sql(conn: BaseDBAsyncClient, text: str) -> str:
 def _numbered(text: str) -> str:
     parts = text.split("?")
     return "".join(f"{part}${i}" if i < len(parts) else part for i, part in enumerate(parts, start=1))
+
+
+def json_column(value: Any) -> Any:
+    """A JSON column's value: raw SQL on SQLite gives its text, PostgreSQL (jsonb) and the ORM the decoded value."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def timestamp(conn: BaseDBAsyncClient, value: datetime) -> Any:

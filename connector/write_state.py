@@ -10,16 +10,11 @@ from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
 from connector import planner
-from connector.database import sql, timestamp
+from connector.database import json_column, sql, timestamp
 from connector.db import WriteStateRow
 from connector.planner import OwnerKey, OwnerState
 
 BATCH = 20_000  # rows per executemany: bounds the memory of one statement's parameters
-
-
-def _loads(value: Any) -> Any:
-    """A JSON column as read raw: text on SQLite, already decoded (jsonb) on PostgreSQL."""
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 async def load(shop_id: int) -> dict[OwnerKey, OwnerState]:
@@ -27,7 +22,7 @@ async def load(shop_id: int) -> dict[OwnerKey, OwnerState]:
     conn = get_connection("default")
     _, rows = await conn.execute_query(
         sql(conn, "SELECT owner_kind, owner_id, tags, metafields FROM write_state WHERE shop_id = ?"), [shop_id])
-    return {(str(r[0]), str(r[1])): planner.state_from_row(_loads(r[2]), _loads(r[3])) for r in rows}
+    return {(str(r[0]), str(r[1])): planner.state_from_row(json_column(r[2]), json_column(r[3])) for r in rows}
 
 
 async def save(shop_id: int, before: Mapping[OwnerKey, OwnerState], after: Mapping[OwnerKey, OwnerState],

@@ -23,6 +23,7 @@ from adapters.shopify import documents
 from adapters.shopify.connect import http_client, open_client
 from connector import database, insights, shops, write_state
 from connector.config import Settings, load_settings
+from connector.database import json_column
 from connector.db import CustomerRow, InboxRow, OrderRow, ProductRow, ShopRow
 from connector.model import InstallState
 
@@ -152,7 +153,7 @@ async def insight(shop_id: int, name: str) -> dict[str, Any]:
     row = await insights.shop(shop_id, name)
     if row is None:
         return {}
-    return row.data if isinstance(row.data, dict) else json.loads(row.data)
+    return dict(json_column(row.data))
 
 
 async def quiet(shop_id: int, settle: float = 6.0) -> bool:
@@ -199,7 +200,7 @@ async def report(settings: Settings, shop_id: int, seeded: str, seconds: dict[st
     section("Recommendations (three customers, with the reason for each pick)")
     picks: list[tuple[int, str, list[dict[str, Any]]]] = []
     for row in await insights.customers(shop_id):
-        data = row.data if isinstance(row.data, dict) else json.loads(row.data)
+        data = json_column(row.data)
         recs = data.get("recommendations") or []
         if recs:
             # Prefer customers whose picks have several kinds of reason (bought together, upgrade, reorder, trending).

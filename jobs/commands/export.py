@@ -4,20 +4,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from connector import database, insights
 from connector.config import load_settings
+from connector.database import json_column
 from connector.db import CustomerRow, ShopRow
 
 COLUMNS = ("customer_id", "email", "guest", "segments", "rfm_group", "number_of_orders", "amount_spent",
            "predicted_clv", "p_alive", "expected_next_order_date", "recommended_products")
-
-
-def _loads(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 async def export(domain: str, segment: str | None, out: TextIO) -> int:
@@ -30,7 +26,7 @@ async def export(domain: str, segment: str | None, out: TextIO) -> int:
     writer.writerow(COLUMNS)
     count = 0
     for row in await insights.customers(shop.id):
-        segments, data = _loads(row.segments) or [], _loads(row.data) or {}
+        segments, data = json_column(row.segments) or [], json_column(row.data) or {}
         if segment and segment not in segments:
             continue
         person = people.get(row.customer_id)
