@@ -74,6 +74,8 @@ class Customer:
     accepts_marketing: bool | None = None
     tags: tuple[str, ...] | None = None
     created_at: datetime | None = None
+    # Fields the payload set to null on purpose (e.g. "email": null): cleared, unlike fields left out (None).
+    cleared: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

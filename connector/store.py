@@ -76,8 +76,8 @@ def _customer_fields(c: m.Customer) -> dict[str, Any]:
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
-    # None means "not in this payload": keep what we have.
-    return {k: v for k, v in values.items() if v is not None or k in ("updated_at",)}
+    # None means "not in this payload": keep what we have; a field the payload nulled on purpose is cleared.
+    return {k: v for k, v in values.items() if v is not None or k == "updated_at" or k in c.cleared}
 
 
 async def _upsert_customer(shop_id: int, c: m.Customer, out: Applied) -> None:

@@ -191,6 +191,8 @@ def customer(payload: Payload) -> Customer:
         accepts_marketing=accepts,
         tags=split_tags(payload["tags"]) if "tags" in payload else None,
         created_at=parse_time(payload.get("created_at")),
+        # "email": null (customers/update payloads of 2024-10..2025-07 do this) clears it; no "email" key keeps it.
+        cleared=frozenset({"email"}) if "email" in payload and normalize_email(payload["email"]) is None else frozenset(),
     )
 
 

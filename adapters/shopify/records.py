@@ -39,6 +39,9 @@ def customer(node: Node) -> Customer:
         accepts_marketing=None if state is None else state == "SUBSCRIBED",
         tags=split_tags(node.get("tags")),
         created_at=parse_time(node.get("createdAt")),
+        # A queried customer without a default email address has none: the read is the whole truth.
+        cleared=frozenset({"email"}) if "defaultEmailAddress" in node and email.get("emailAddress") is None
+        else frozenset(),
     )
 
 

@@ -1,9 +1,10 @@
 """RFM quintile scores per shop and the named R x F groups.
 
-Scores are 1-5 (5 = best) by rank within the shop: customers are ordered by value and then by
-customer_id, so ties are broken deterministically and every quintile holds n/5 customers (+-1).
-Recency uses days since the last order (fewer days = higher score), frequency the number of orders,
-monetary the net amount spent.
+Scores are 1-5 (5 = best) from a customer's place in the shop: score = 1 + floor(5 * share of the shop's
+customers with a strictly worse value). Equal values always get equal scores (no tie order, no id decides),
+and the worst value present always scores 1: every one-order customer has F = 1. With many ties the quintiles
+are uneven on purpose (a shop where 60 % buy once has 60 % at F = 1). Recency uses whole days since the last
+order (fewer days = better), frequency the number of orders, monetary the net amount spent.
 
 Groups come from the (R, F) cell of this grid; every cell belongs to exactly one group:
 
@@ -45,23 +46,21 @@ def group_of(recency: int, frequency: int) -> str:
     return GRID[recency][frequency - 1]
 
 
-def quantile_scores(values: np.ndarray, ids: np.ndarray, bins: int = 5) -> np.ndarray:
-    """1..bins by rank of value (ties broken by id), higher value -> higher score."""
+def quantile_scores(values: np.ndarray, bins: int = 5) -> np.ndarray:
+    """1..bins from the share of values strictly below each value (higher value -> higher score); ties share a score."""
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((ids, values))
-    ranks = np.empty(n, dtype=np.int64)
-    ranks[order] = np.arange(n)
-    return (ranks * bins // n + 1).astype(np.int64)
+    below = np.searchsorted(np.sort(values, kind="stable"), values, side="left")  # how many are strictly smaller
+    return (below * bins // n + 1).astype(np.int64)
 
 
 def rfm_scores(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
     """rfm_recency, rfm_frequency, rfm_monetary, rfm_score ("555") and rfm_group for every customer."""
-    ids = features.index.to_numpy().astype(str)
-    recency = quantile_scores(-features["days_since_last_order"].to_numpy(dtype=float), ids, bins)
-    frequency = quantile_scores(features["number_of_orders"].to_numpy(dtype=float), ids, bins)
-    monetary = quantile_scores(features["amount_spent"].to_numpy(dtype=float), ids, bins)
+    ids = features.index
+    recency = quantile_scores(-features["days_since_last_order"].to_numpy(dtype=float), bins)
+    frequency = quantile_scores(features["number_of_orders"].to_numpy(dtype=float), bins)
+    monetary = quantile_scores(features["amount_spent"].to_numpy(dtype=float), bins)
     if bins == 5:
         table = np.array([[GRID[r][f - 1] for f in range(1, 6)] for r in range(1, 6)], dtype=object)
         groups = table[recency - 1, frequency - 1] if len(ids) else np.zeros(0, dtype=object)

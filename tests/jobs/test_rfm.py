@@ -34,23 +34,85 @@ def test_grid_in_the_docstring_is_the_grid_in_the_code() -> None:
         assert [c.strip() for c in re.split(r"\s{2,}", line.split("|")[1].strip())] == list(GRID[r])
 
 
-def test_quintiles_are_balanced_and_ties_are_broken_by_customer_id() -> None:
+def test_equal_values_get_equal_scores_whatever_the_ids_or_their_order() -> None:
     values = np.zeros(1000)  # all tied
-    ids = np.array([f"c{i:04d}" for i in range(1000)])
-    scores = quantile_scores(values, ids)
-    assert np.bincount(scores)[1:].tolist() == [200] * 5
-    assert (np.diff(scores) >= 0).all()  # ids in order -> scores in order
-    shuffle = np.random.default_rng(3).permutation(1000)
-    assert (quantile_scores(values[shuffle], ids[shuffle]) == scores[shuffle]).all()
+    assert set(quantile_scores(values).tolist()) == {1}
+    values = np.repeat([1.0, 2.0, 3.0, 7.0], [600, 250, 100, 50])
+    scores = quantile_scores(values)
+    for v in np.unique(values):
+        assert len(set(scores[values == v].tolist())) == 1
+    assert scores[values == 1.0][0] == 1  # the worst value present always scores 1
+    shuffle = np.random.default_rng(3).permutation(len(values))
+    assert (quantile_scores(values[shuffle]) == scores[shuffle]).all()
+    distinct = np.arange(1000, dtype=float)  # no ties: balanced quintiles
+    assert np.bincount(quantile_scores(distinct))[1:].tolist() == [200] * 5
+
+
+def test_one_order_customers_all_get_f1_and_equal_recency_gets_equal_r() -> None:
+    # Ids like the demo's: registered customers (digits) and guests ("guest:..." sorts after digits).
+    n = 500
+    ids = [f"{9_100_000_000_000_000 + i}" for i in range(n - 50)] + [f"guest:g{i}@example.org" for i in range(50)]
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({
+        "days_since_last_order": rng.integers(0, 30, n),
+        "number_of_orders": np.where(rng.random(n) < 0.6, 1, rng.integers(2, 9, n)),
+        "amount_spent": rng.gamma(2, 50, n).round(0),
+    }, index=pd.Index(ids, name="customer_id"))
+    scores = rfm_scores(frame)
+    one = frame["number_of_orders"] == 1
+    assert set(scores.loc[one, "rfm_frequency"]) == {1}
+    for column, source in (("rfm_recency", "days_since_last_order"), ("rfm_frequency", "number_of_orders"),
+                           ("rfm_monetary", "amount_spent")):
+        assert (scores.groupby(frame[source])[column].nunique() == 1).all()
+    # Groups whose cells all need F >= 2 never hold a one-order customer.
+    f1_groups = {GRID[r][0] for r in GRID}
+    assert set(scores.loc[one, "rfm_group"]) <= f1_groups
+    assert "New" in set(scores["rfm_group"])
+
+
+def test_cdnow_one_time_buyers_are_never_at_risk_by_tie_order() -> None:
+    from jobs.analytics.features import customer_features, orders_from_lines
+    from tests.jobs.test_features import cdnow_lines
+
+    features = customer_features(orders_from_lines(cdnow_lines()), pd.Timestamp("1997-09-30"))
+    scores = rfm_scores(features)
+    one = features["number_of_orders"] == 1
+    assert one.sum() > 1000
+    assert set(scores.loc[one, "rfm_frequency"]) == {1}
+    f1_groups = {GRID[r][0] for r in GRID}
+    assert set(scores.loc[one, "rfm_group"]) <= f1_groups
+    assert not (one & (scores["rfm_group"] == "At risk")).any()
+    assert scores["rfm_group"].isin(GROUPS).all()  # the eleven groups stay exhaustive
+
+
+def test_demo_like_store_with_guests_has_new_customers() -> None:
+    from datetime import datetime, timezone
+
+    from jobs.analytics.features import customer_features
+    from sandboxes.shopify.data import seed_store
+
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    data = seed_store(1500, 60, seed=7, now=now)
+    orders = pd.DataFrame({
+        "customer_id": [str(o["customer_id"]) if o["customer_id"] else f"guest:{o['email']}" for o in data.orders],
+        "order_id": [str(o["id"]) for o in data.orders],
+        "processed_at": pd.to_datetime([o["processed_at"] for o in data.orders]).tz_localize(None),
+        "amount": [float(o["total"] - o["refunded"]) for o in data.orders],
+        "valid": [o["cancelled_at"] is None and not o["test"] and o["total"] > o["refunded"] for o in data.orders],
+    })
+    features = customer_features(orders, pd.Timestamp("2026-12-01"))
+    scores = rfm_scores(features)
+    one = features["number_of_orders"] == 1
+    assert set(scores.loc[one, "rfm_frequency"]) == {1}
+    assert (scores["rfm_group"] == "New").sum() > 0
 
 
 def test_recent_frequent_big_customers_score_five() -> None:
     frame = features(5000)
     scores = rfm_scores(frame)
-    for column in ("rfm_recency", "rfm_frequency", "rfm_monetary"):
+    for column in ("rfm_recency", "rfm_monetary"):
         assert set(scores[column]) == {1, 2, 3, 4, 5}
-        counts = scores[column].value_counts()
-        assert counts.max() - counts.min() <= 1
+    assert set(scores["rfm_frequency"]) <= {1, 2, 3, 4, 5} and scores["rfm_frequency"].min() == 1
     recent = frame["days_since_last_order"].to_numpy()
     r = scores["rfm_recency"].to_numpy()
     assert recent[r == 5].max() <= recent[r == 4].min() <= recent[r == 1].min()
