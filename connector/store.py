@@ -111,6 +111,7 @@ async def _merge_guest(shop_id: int, registered: CustomerRow, out: Applied) -> N
     """A guest who registers with the same email becomes that customer: their orders move over."""
     gid = m.guest_id(registered.email or "")
     moved = await OrderRow.filter(shop_id=shop_id, customer_id=gid).update(customer_id=registered.platform_id)
+    moved += await CheckoutRow.filter(shop_id=shop_id, customer_id=gid).update(customer_id=registered.platform_id)
     merged = await CustomerRow.filter(shop_id=shop_id, platform_id=gid, merged_into=None).update(
         merged_into=registered.platform_id
     )
@@ -118,9 +119,13 @@ async def _merge_guest(shop_id: int, registered: CustomerRow, out: Applied) -> N
         out.customers |= {gid, registered.platform_id}
 
 
-async def _owner_of(shop_id: int, order: m.Order) -> str | None:
-    """Guest orders go to the registered customer with the same email when there is one."""
+async def _owner_of(shop_id: int, order: m.Order | m.Checkout) -> str | None:
+    """Guest orders and checkouts go to the registered customer with the same email when there is one.
+
+    A checkout with an email and no customer is a guest's, keyed by that email like a guest order."""
     cid = order.customer_id
+    if cid is None and isinstance(order, m.Checkout) and m.normalize_email(order.email):
+        cid = m.guest_id(order.email or "")
     if cid and cid.startswith("guest:"):
         email = cid[len("guest:"):]
         registered = await CustomerRow.filter(shop_id=shop_id, email=email, is_guest=False, deleted_at=None).first()
@@ -237,12 +242,17 @@ async def _upsert(shop_id: int, entity: m.Entity, out: Applied) -> None:
         if order is not None and order.customer_id:
             out.customers.add(order.customer_id)
     elif isinstance(entity, m.Checkout):
+        row = await CheckoutRow.get_or_none(shop_id=shop_id, platform_id=entity.platform_id)
+        if _is_stale(row, entity.updated_at):
+            out.skipped_stale += 1
+            return
+        owner = await _owner_of(shop_id, entity)
         await _upsert_simple(shop_id, m.Kind.CHECKOUT, entity.platform_id, entity.updated_at, {
-            "customer_id": entity.customer_id, "email": m.normalize_email(entity.email), "total": entity.total,
+            "customer_id": owner, "email": m.normalize_email(entity.email), "total": entity.total,
             "created_at": entity.created_at, "completed_at": entity.completed_at, "updated_at": entity.updated_at,
         }, out)
-        if entity.customer_id:
-            out.customers.add(entity.customer_id)
+        if owner:
+            out.customers.add(owner)
 
 
 async def _delete(shop_id: int, d: m.Delete, out: Applied) -> None:

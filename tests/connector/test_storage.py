@@ -8,7 +8,7 @@ import pytest
 
 from connector import database, shops
 from connector.config import Settings
-from connector.db import CustomerRow, DataExportRow, LineItemRow, OAuthStateRow, OrderRow, ShopRow
+from connector.db import CheckoutRow, CustomerRow, DataExportRow, LineItemRow, OAuthStateRow, OrderRow, ShopRow
 from connector.errors import AuthError, ConfigError
 from connector.model import (
     Checkout, Customer, DataRequest, Delete, InstallState, Kind, LineItem, Order, Platform, RedactCustomer, RedactShop,
@@ -211,3 +211,34 @@ async def test_install_states_are_single_use_expiring_and_bound_to_their_shop(db
         await shops.consume_state(Platform.SHOPIFY, expired)
     with pytest.raises(AuthError):
         await shops.consume_state(Platform.WOOCOMMERCE, await shops.issue_state(Platform.SHOPIFY, "s", 60))
+
+
+async def test_a_customer_update_with_a_null_email_clears_it_and_one_without_the_key_keeps_it(db: Settings) -> None:
+    from adapters.shopify.mapping import customer
+
+    shop_id = await new_shop(db)
+    await apply_changes(shop_id, [Upsert(Customer("c1", T0, email="ann@example.com", first_name="Ann"))])
+    absent = customer({"id": 1, "updated_at": (T0 + timedelta(hours=1)).isoformat(), "first_name": "Ann"})
+    await apply_changes(shop_id, [Upsert(absent.__class__(**{**absent.__dict__, "platform_id": "c1"}))])
+    assert (await CustomerRow.get(shop_id=shop_id, platform_id="c1")).email == "ann@example.com"
+    nulled = customer({"id": 1, "updated_at": (T0 + timedelta(hours=2)).isoformat(), "email": None, "first_name": "Ann"})
+    await apply_changes(shop_id, [Upsert(nulled.__class__(**{**nulled.__dict__, "platform_id": "c1"}))])
+    row = await CustomerRow.get(shop_id=shop_id, platform_id="c1")
+    assert row.email is None and row.first_name == "Ann"
+
+
+async def test_a_guest_checkout_is_stitched_by_email_like_a_guest_order(db: Settings) -> None:
+    shop_id = await new_shop(db)
+    guest = Checkout("tok-1", T0, T0, customer_id=None, email=" Pat@Example.com ", total=Decimal("30.00"))
+    await apply_changes(shop_id, [Upsert(guest)])
+    row = await CheckoutRow.get(shop_id=shop_id, platform_id="tok-1")
+    assert row.customer_id == guest_id("pat@example.com")
+    assert await CustomerRow.filter(shop_id=shop_id, platform_id=guest_id("pat@example.com"), is_guest=True).exists()
+    await apply_changes(shop_id, [Upsert(Customer("42", T0, email="pat@example.com"))])  # she registers
+    assert (await CheckoutRow.get(shop_id=shop_id, platform_id="tok-1")).customer_id == "42"
+    later = Checkout("tok-2", T0, T0, customer_id=None, email="PAT@example.com")
+    await apply_changes(shop_id, [Upsert(later)])  # a later guest checkout with her email is hers at once
+    assert (await CheckoutRow.get(shop_id=shop_id, platform_id="tok-2")).customer_id == "42"
+    nobody = Checkout("tok-3", T0, T0, customer_id=None, email=None)
+    await apply_changes(shop_id, [Upsert(nobody)])
+    assert (await CheckoutRow.get(shop_id=shop_id, platform_id="tok-3")).customer_id is None

@@ -190,3 +190,13 @@ def test_malformed_payload_is_fatal() -> None:
         normalize("orders/create", {"id": 1})
     with pytest.raises(Fatal):
         ADAPTER.normalize("orders/create", b"{not json")
+
+
+def test_a_null_email_clears_it_and_a_missing_one_keeps_it() -> None:
+    payload = parse_body((WEBHOOKS / "customers__update.json").read_bytes())
+    payload["email"] = None  # what 2024-10..2025-07 customers/update payloads send for a customer without email
+    (change,) = normalize("customers/update", payload)
+    assert change.entity.email is None and change.entity.cleared == frozenset({"email"})
+    del payload["email"]
+    (change,) = normalize("customers/update", payload)
+    assert change.entity.email is None and change.entity.cleared == frozenset()
