@@ -35,6 +35,10 @@ class Kind(str, Enum):
     CHECKOUT = "checkout"
 
 
+# An order's money already converted to the store's base currency by a plugin that does not name that currency.
+STORE_CURRENCY = "*"
+
+
 def normalize_email(email: str | None) -> str | None:
     """Lower-case and strip an email; empty becomes None."""
     if email is None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from dataclasses import replace
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from connector.errors import Fatal
 from connector.model import (
-    ZERO, Change, Customer, Delete, Ignored, Kind, LineItem, Order, Product, Refund, Upsert, Variant, guest_id,
+    STORE_CURRENCY, ZERO, Change, Customer, Delete, Ignored, Kind, LineItem, Order, Product, Refund, Upsert, Variant, guest_id,
     normalize_email,
 )
 
@@ -25,6 +26,7 @@ PAID = frozenset({"processing", "completed"})  # wc_get_is_paid_statuses()
 VOID = frozenset({"cancelled", "failed"})
 AWAITING = frozenset({"pending", "on-hold"})
 DRAFT = frozenset({"checkout-draft", "draft", "auto-draft"})
+CENT = Decimal("0.01")
 PRODUCT_STATUS = {"publish": "active", "private": "archived", "trash": "archived"}
 
 
@@ -91,6 +93,55 @@ def _line_item(item: Mapping[str, Any]) -> LineItem:
     )
 
 
+# Multi-currency plugins keep the order's own currency in `currency` and what it is worth in the store's base
+# currency in order meta (platforms/woocommerce.md §5). Read, in this order:
+#   WooPayments multi-currency  _wcpay_multi_currency_order_exchange_rate (order units per base unit: base = x / rate),
+#                               _wcpay_multi_currency_order_default_currency (the base code)
+#   WOOCS (realmag777)          _woocs_order_rate (base = x / rate), _woocs_order_base_currency
+#   CURCY (VillaTheme)          wmc_order_info {CODE: {rate, is_main}}: base = the is_main code, base = x / rate[currency]
+#   Aelia Currency Switcher     _base_currency_exchange_rate (base = x * rate), else _order_total_base_currency / total;
+#                               the base code is not stored: STORE_CURRENCY stands for "the store's own"
+# WPML's WooCommerce Multilingual keeps its rates in a site option, not on the order: such an order (like any order in
+# another currency without a rate) is kept in its own currency and left out of the money figures at recompute.
+def _meta(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {m.get("key"): m.get("value") for m in payload.get("meta_data") or [] if isinstance(m, Mapping)}
+
+
+def _rate(value: Any) -> Decimal | None:
+    try:
+        rate = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return rate if rate.is_finite() and rate > 0 else None
+
+
+def base_currency(payload: Mapping[str, Any], currency: str) -> tuple[str, Decimal] | None:
+    """(base currency code, factor turning an order amount into it) from a multi-currency plugin's order meta."""
+    meta = _meta(payload)
+    rate = _rate(meta.get("_wcpay_multi_currency_order_exchange_rate"))
+    code = meta.get("_wcpay_multi_currency_order_default_currency")
+    if rate is not None and isinstance(code, str) and code:
+        return code.upper(), 1 / rate
+    rate = _rate(meta.get("_woocs_order_rate"))
+    code = meta.get("_woocs_order_base_currency")
+    if rate is not None and isinstance(code, str) and code:
+        return code.upper(), 1 / rate
+    info = meta.get("wmc_order_info")
+    if isinstance(info, Mapping):
+        main = [str(k) for k, v in info.items() if isinstance(v, Mapping) and str(v.get("is_main")) == "1"]
+        own = info.get(currency)
+        rate = _rate(own.get("rate")) if isinstance(own, Mapping) else None
+        if len(main) == 1 and rate is not None:
+            return main[0].upper(), 1 / rate
+    rate = _rate(meta.get("_base_currency_exchange_rate"))
+    if rate is not None:
+        return STORE_CURRENCY, rate
+    base_total, total = _rate(meta.get("_order_total_base_currency")), _rate(payload.get("total"))
+    if base_total is not None and total is not None:
+        return STORE_CURRENCY, base_total / total
+    return None
+
+
 def _refunded(payload: Mapping[str, Any]) -> Decimal:
     # `refunds[].total` are negative strings ("-10.00"); refund changes arrive as order.updated (WC-WEBHOOK topic hooks).
     return sum((abs(money(r.get("total"))) for r in payload.get("refunds") or [] if isinstance(r, Mapping)), ZERO)
@@ -142,15 +193,28 @@ def map_order(payload: Any) -> list[Change]:
         status not in VOID | AWAITING and order.get("date_paid_gmt") not in (None, "")
     )
     lines = tuple(_line_item(li) for li in order.get("line_items") or [] if isinstance(li, Mapping))
+    subtotal = sum((money(li.get("total")) for li in order.get("line_items") or []), ZERO)
+    # A negative fee line is how many stores (and plugins) give a discount without a coupon: it counts as one.
+    fee_discount = sum((-money(f.get("total")) for f in order.get("fee_lines") or []
+                        if isinstance(f, Mapping) and money(f.get("total")) < 0), ZERO)
+    discounts = money(order.get("discount_total")) + fee_discount
+    # A missing currency stays unknown (""): it is never assumed to be the store's, nor USD.
+    currency = str(order.get("currency") or "").upper()
+    converted = base_currency(order, currency) if currency else None
+    if converted is not None:
+        currency, factor = converted
+        total, subtotal, discounts, refunded = (_convert(v, factor) for v in (total, subtotal, discounts, refunded))
+        lines = tuple(replace(li, unit_price=_convert(li.unit_price, factor), discount=_convert(li.discount, factor))
+                      for li in lines)
     changes.append(Upsert(Order(
         platform_id=oid,
         updated_at=updated,
         customer_id=customer_id,
-        currency=str(order.get("currency") or "USD"),
-        subtotal=sum((money(li.get("total")) for li in order.get("line_items") or []), ZERO),
+        currency=currency,
+        subtotal=subtotal,
         total=total,
         processed_at=created,
-        discounts=money(order.get("discount_total")),
+        discounts=discounts,
         refunded=refunded,
         financial_status=status,
         cancelled=status in VOID,
@@ -163,8 +227,20 @@ def map_order(payload: Any) -> list[Change]:
     return changes
 
 
-def map_refund(payload: Any, order_id: str) -> Refund:
-    """A refund from `GET /orders/<id>/refunds`; its line items point at the order's items via `_refunded_item_id`."""
+def _convert(amount: Decimal, factor: Decimal) -> Decimal:
+    return (amount * factor).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def conversion_factor(order: Mapping[str, Any]) -> Decimal | None:
+    """The factor map_order converted this order's money with (None when it kept the order's own currency)."""
+    currency = str(order.get("currency") or "").upper()
+    converted = base_currency(order, currency) if currency else None
+    return converted[1] if converted else None
+
+
+def map_refund(payload: Any, order_id: str, factor: Decimal | None = None) -> Refund:
+    """A refund from `GET /orders/<id>/refunds`; its line items point at the order's items via `_refunded_item_id`.
+    `factor`: the order's conversion to the base currency (conversion_factor), so refund and order stay comparable."""
     refund = _object(payload, "refund")
     created = parse_gmt(refund.get("date_created_gmt"))
     if created is None:
@@ -175,7 +251,9 @@ def map_refund(payload: Any, order_id: str) -> Refund:
         original = meta.get("_refunded_item_id") or item.get("id")
         if original and item.get("quantity"):
             returned.append((str(original), abs(int(item["quantity"]))))
-    return Refund(platform_id=_id(refund.get("id"), "refund"), order_id=order_id, amount=abs(money(refund.get("amount"))),
+    amount = abs(money(refund.get("amount")))
+    return Refund(platform_id=_id(refund.get("id"), "refund"), order_id=order_id,
+                  amount=amount if factor is None else _convert(amount, factor),
                   created_at=created, updated_at=created, line_items=tuple(returned))
 
 

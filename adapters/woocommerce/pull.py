@@ -110,8 +110,9 @@ async def _map(client: WooClient, kind: str, item: Mapping[str, Any]) -> list[Ch
         if item.get("refunds") and any(isinstance(c, Upsert) for c in changes):
             # The order JSON lists refunds as {id, reason, total} only; dates and returned items need their route.
             oid = str(item.get("id"))
+            factor = mapping.conversion_factor(item)
             async for _, reply in client.pages(f"orders/{oid}/refunds", {}):
-                changes.extend(Upsert(mapping.map_refund(r, oid)) for r in reply.data or [])
+                changes.extend(Upsert(mapping.map_refund(r, oid, factor)) for r in reply.data or [])
     elif kind == "customers":
         changes = mapping.map_customer(item)
     else:

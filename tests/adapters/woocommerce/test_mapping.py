@@ -149,3 +149,51 @@ def test_refunds_map_with_their_returned_line_items() -> None:
     assert (later.platform_id, later.amount, later.created_at, later.line_items) == ("726", Decimal("10.00"), utc(2017, 3, 21, 20, 7, 11), ())
     assert (earlier.platform_id, earlier.amount, earlier.line_items) == ("724", Decimal("9.00"), (("311", 1),))
     assert map_refund(fixture("refund.json"), "723").order_id == "723"
+
+
+def test_a_negative_fee_line_used_as_a_discount_counts_as_a_discount() -> None:
+    payload = copy.deepcopy(fixture("order.json"))
+    payload["fee_lines"] = [{"id": 9, "name": "Loyalty discount", "total": "-5.00", "total_tax": "0.00"},
+                            {"id": 10, "name": "Gift wrap", "total": "2.00", "total_tax": "0.00"}]
+    (_, order) = entities("order.updated", payload)
+    assert order.discounts == Decimal("5.00")  # discount_total 0.00 + the negative fee; the positive fee is no discount
+
+
+def test_a_missing_currency_stays_unknown_and_never_becomes_usd() -> None:
+    payload = copy.deepcopy(fixture("order.json"))
+    del payload["currency"]
+    (_, order) = entities("order.updated", payload)
+    assert order.currency == ""
+
+
+META = {
+    "woopayments": [{"key": "_wcpay_multi_currency_order_exchange_rate", "value": "0.8"},
+                    {"key": "_wcpay_multi_currency_order_default_currency", "value": "USD"}],
+    "woocs": [{"key": "_woocs_order_rate", "value": "0.8"}, {"key": "_woocs_order_base_currency", "value": "USD"}],
+    "curcy": [{"key": "wmc_order_info", "value": {"USD": {"rate": "1", "is_main": "1"},
+                                                  "EUR": {"rate": "0.8", "is_main": "0"}}}],
+    "aelia_rate": [{"key": "_base_currency_exchange_rate", "value": "1.25"}],
+    "aelia_total": [{"key": "_order_total_base_currency", "value": "36.6875"}],
+}
+
+
+@pytest.mark.parametrize("plugin", sorted(META))
+def test_an_order_in_another_currency_is_converted_with_the_rate_its_plugin_stored(plugin: str) -> None:
+    from adapters.woocommerce.mapping import conversion_factor, map_refund
+
+    payload = copy.deepcopy(fixture("order.json"))
+    payload["currency"] = "EUR"  # total 29.35 EUR at 0.8 EUR per USD = 36.69 USD
+    payload["meta_data"] = META[plugin]
+    (_, order) = entities("order.updated", payload)
+    assert order.currency == ("*" if plugin.startswith("aelia") else "USD")
+    assert order.total == Decimal("36.69")
+    assert order.line_items[0].unit_price == Decimal("3.75")  # 3.00 EUR
+    refund = map_refund(fixture("refund.json"), "727", conversion_factor(payload))
+    assert refund.amount == (abs(Decimal(fixture("refund.json")["amount"])) * Decimal("1.25")).quantize(Decimal("0.01"))
+
+
+def test_an_order_in_another_currency_without_a_rate_keeps_its_currency() -> None:
+    payload = copy.deepcopy(fixture("order.json"))
+    payload["currency"] = "EUR"
+    (_, order) = entities("order.updated", payload)
+    assert order.currency == "EUR" and order.total == Decimal("29.35")
