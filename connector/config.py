@@ -70,6 +70,19 @@ class Shopify:
     admin_url: str = "https://{shop}"  # {shop}: the validated myshopify.com domain
 
 
+# wc_get_is_paid_statuses(): what WooCommerce itself counts as paid (platforms/woocommerce.md §3e).
+WOO_PAID_STATUSES: tuple[str, ...] = ("processing", "completed")
+
+
+@dataclass(frozen=True)
+class WooStore:
+    """`[[woocommerce.stores]]`: settings of one store, by its URL (as installed, e.g. https://shop.example.com)."""
+
+    url: str
+    # Statuses this store marks paid orders with, e.g. a custom "shipped" for cash on delivery without date_paid.
+    paid_statuses: tuple[str, ...] = WOO_PAID_STATUSES
+
+
 @dataclass(frozen=True)
 class WooCommerce:
     """`[woocommerce]`: key-based install and REST client settings."""
@@ -86,6 +99,16 @@ class WooCommerce:
         "customer.created", "customer.updated", "customer.deleted",
         "product.created", "product.updated", "product.deleted",
     )
+    paid_statuses: tuple[str, ...] = WOO_PAID_STATUSES  # every store's, unless its [[woocommerce.stores]] entry says
+    stores: tuple[WooStore, ...] = ()
+
+    def paid_statuses_for(self, store_url: str) -> frozenset[str]:
+        """The order statuses that mean "paid" in this store (`refunded` is handled apart: paid, then refunded)."""
+        key = store_url.strip().rstrip("/").lower()
+        for store in self.stores:
+            if store.url.strip().rstrip("/").lower() == key:
+                return frozenset(s.strip().lower() for s in store.paid_statuses)
+        return frozenset(s.strip().lower() for s in self.paid_statuses)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from typing import Any, cast
 
 from connector import insights, write_state
 from connector import model as m
-from connector.db import CheckoutRow, CustomerRow, OrderRow, RefundRow
+from connector.db import CheckoutRow, CustomerRow, OrderRow
 from connector.shops import utcnow
 
 
 async def redact_customer(shop_id: int, r: m.RedactCustomer) -> set[str]:
-    """GDPR: drop the customer's personal data and the listed orders from storage and analytics.
+    """GDPR: drop the customer's personal data from storage and analytics; the listed orders stay, anonymous.
 
     Returns the customers we hold whose computed facts change (the caller marks them changed).
     """
@@ -30,8 +30,9 @@ async def redact_customer(shop_id: int, r: m.RedactCustomer) -> set[str]:
     # Only rows we already hold are marked: a redaction must not create a row keyed by a guest's email.
     held = set(await CustomerRow.filter(shop_id=shop_id, platform_id__in=touched).values_list("platform_id", flat=True))
     if orders:
-        await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).delete()
-        await RefundRow.filter(shop_id=shop_id, order_id__in=orders).delete()
+        # The sale happened: the listed orders lose the person (customer, email) but keep counting in the shop's
+        # revenue and order KPIs, as anonymous orders (README "KPI definitions").
+        await OrderRow.filter(shop_id=shop_id, platform_id__in=orders).update(customer_id=None, email=None)
     if ids:
         await CustomerRow.filter(shop_id=shop_id, platform_id__in=ids).update(
             email=None, first_name=None, last_name=None, tags=[], accepts_marketing=None, deleted_at=utcnow()

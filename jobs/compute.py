@@ -2,6 +2,7 @@
 state every owner should carry out (no I/O, no clock)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
     stamp = pd.Timestamp(as_of)
     as_of = (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp).to_pydatetime()
     result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts)
+    if frames.reconciliation:
+        result = dataclasses.replace(result, extra={**result.extra, "reconciliation": frames.reconciliation})
     recs: dict[str, list[dict[str, Any]]] = {}
     related: dict[str, list[str]] = {}
     if len(frames.lines):

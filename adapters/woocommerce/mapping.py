@@ -104,7 +104,7 @@ def _line_item(item: Mapping[str, Any]) -> LineItem:
 # WPML's WooCommerce Multilingual keeps its rates in a site option, not on the order: such an order (like any order in
 # another currency without a rate) is kept in its own currency and left out of the money figures at recompute.
 def _meta(payload: Mapping[str, Any]) -> dict[str, Any]:
-    return {m.get("key"): m.get("value") for m in payload.get("meta_data") or [] if isinstance(m, Mapping)}
+    return {str(m.get("key")): m.get("value") for m in payload.get("meta_data") or [] if isinstance(m, Mapping)}
 
 
 def _rate(value: Any) -> Decimal | None:

@@ -71,6 +71,11 @@ def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
             checkouts: pd.DataFrame | None = None) -> AnalysisResult:
     """Run the whole customer analytics on one shop's orders as of a day."""
     today = as_of_day(as_of)
+    shop_orders = orders
+    if "anonymous" in orders.columns:
+        # Orders left without a person (deleted or redacted customer, guest without email) count for the shop's
+        # revenue and order KPIs only; every per-customer figure is computed without them.
+        orders = orders.loc[~orders["anonymous"].astype(bool)]
     features = customer_features(orders, today)
     rfm = rfm_scores(features, settings.rfm.bins)
     predictions = predict(features, today, settings)
@@ -83,7 +88,7 @@ def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
             customers = pd.concat([customers, zeros])
             customers.index.name = "customer_id"
     segments = segment_table(customers, orders, checkouts, today, settings)
-    kpis = shop_kpis(features, predictions.frame, orders, today, settings.kpi_period_days)
+    kpis = shop_kpis(features, predictions.frame, orders, today, settings.kpi_period_days, shop_orders=shop_orders)
     return AnalysisResult(today, customers, segments, kpis, cohort_matrix(orders, today), predictions.model,
                           predictions.bgnbd, predictions.gamma_gamma)
 

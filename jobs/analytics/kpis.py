@@ -53,19 +53,26 @@ def cohort_matrix(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
 
 
 def shop_kpis(features: pd.DataFrame, predictions: pd.DataFrame | None, orders: pd.DataFrame, as_of: AsOf,
-              period_days: int = 90) -> dict[str, object]:
-    """All headline KPIs of a shop as plain numbers (JSON-ready)."""
+              period_days: int = 90, shop_orders: pd.DataFrame | None = None) -> dict[str, object]:
+    """All headline KPIs of a shop as plain numbers (JSON-ready); definitions in README "KPI definitions".
+
+    `orders` are the orders of identified customers (features come from them); `shop_orders` adds the orders left
+    without a person (deleted customer, guest without email), which still count in the shop's orders and revenue.
+    """
     customers = len(features)
     repeaters = features["number_of_orders"] >= 2
-    revenue = float(features["amount_spent"].sum())
+    customer_revenue = float(features["amount_spent"].sum())
+    counted = valid_orders(orders if shop_orders is None else shop_orders, as_of)
+    order_count = len(counted)
+    revenue = float(counted["amount"].sum())
     kpis: dict[str, object] = {
         "customers": customers,
-        "orders": int(features["number_of_orders"].sum()),
+        "orders": order_count,
         "revenue": revenue,
         "repeat_purchase_rate": float(repeaters.mean()) if customers else 0.0,
-        "repeat_customer_revenue_share": float(features.loc[repeaters, "amount_spent"].sum() / revenue)
-        if revenue > 0 else 0.0,
-        "average_order_value": revenue / max(int(features["number_of_orders"].sum()), 1),
+        "repeat_customer_revenue_share": float(features.loc[repeaters, "amount_spent"].sum() / customer_revenue)
+        if customer_revenue > 0 else 0.0,
+        "average_order_value": revenue / max(order_count, 1),
     }
     kpis.update(period_retention(orders, as_of, period_days))
     if predictions is not None and len(predictions):

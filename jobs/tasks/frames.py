@@ -1,8 +1,9 @@
 """Load one shop's orders, lines, catalogue and checkouts from the database as the frames the pure modules take."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -10,21 +11,39 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 
 from connector.database import sql
+from connector.model import STORE_CURRENCY
 from jobs.analytics.features import to_naive_utc
+
+if TYPE_CHECKING:
+    from connector.config import Settings
+
+log = logging.getLogger("retention.recompute")
 
 # WooCommerce keeps unpaid orders as pending / on-hold (not a sale yet); a voided or expired Shopify
 # authorization never took money. Cancelled and failed orders already carry `cancelled`.
 NOT_PAID = frozenset({"pending", "on-hold", "checkout-draft", "draft", "voided", "expired"})
+WOO_DEFAULT_PAID = frozenset({"processing", "completed"})  # what the WooCommerce mapping counts as paid
 
 
 @dataclass(frozen=True)
 class ShopFrames:
     """Everything the analytics and the recommender need for one shop."""
 
-    orders: pd.DataFrame  # customer_id, order_id, processed_at, amount, gross, discounted, items, valid
+    orders: pd.DataFrame  # customer_id, order_id, processed_at, amount, gross, discounted, items, valid, anonymous
     lines: pd.DataFrame  # customer_id, order_id, product_id, processed_at, quantity, amount, product_type
     catalog: pd.DataFrame  # product_id, available, price, product_type
     checkouts: pd.DataFrame  # customer_id, created_at, completed
+    # How the store's counts become the analysed ones (README "KPI definitions"): orders left out and why, guests.
+    reconciliation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShopContext:
+    """What decides which of a shop's orders count: its platform, currency and paid statuses."""
+
+    platform: str = ""
+    currency: str | None = None
+    paid_statuses: frozenset[str] | None = None  # WooCommerce: the store's paid statuses (None: the mapping decided)
 
 
 def db() -> BaseDBAsyncClient:
@@ -53,22 +72,49 @@ def _times(values: pd.Series) -> pd.Series:
 
 
 async def deleted_customers(shop_id: int) -> set[str]:
-    """Customers deleted on the platform: their orders and checkouts are left out of the analysis."""
+    """Customers deleted on the platform: their data leaves the analysis, their orders still count for the shop."""
     gone = await columns("SELECT platform_id FROM customer WHERE shop_id = ? AND deleted_at IS NOT NULL",
                          [shop_id], ("customer_id",))
     return set(gone["customer_id"].astype(str))
 
 
-async def load_orders(shop_id: int, gone: set[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The orders frame, net of refunds, with invalid orders flagged; plus each order's row id."""
+def shop_currency(context: ShopContext, currencies: pd.Series) -> str:
+    """The shop's currency: what the platform told us, else the currency most of its orders carry (ties: by code)."""
+    if context.currency:
+        return context.currency.upper()
+    known = currencies[(currencies != "") & (currencies != STORE_CURRENCY)]
+    if known.empty:
+        return ""
+    counts = known.value_counts()
+    return str(sorted(counts.index[counts == counts.max()])[0])
+
+
+def _paid(raw: pd.DataFrame, status: pd.Series, context: ShopContext) -> np.ndarray:
+    """Whether each order was paid: the mapping's decision, or for WooCommerce the store's own paid statuses."""
+    paid = ~_bools(raw["awaiting"]) & ~status.isin(NOT_PAID).to_numpy()
+    if context.paid_statuses is not None:
+        listed = status.isin(context.paid_statuses).to_numpy()
+        dropped = status.isin(WOO_DEFAULT_PAID - context.paid_statuses).to_numpy()  # the merchant took them out
+        paid = (paid & ~dropped) | listed
+    return paid
+
+
+async def load_orders(shop_id: int, gone: set[str],
+                      context: ShopContext = ShopContext()) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """The orders frame, net of refunds, with invalid orders flagged; each order's row id; the reconciliation.
+
+    An order counts (valid) when it is not deleted, cancelled or a test, was paid, is in the shop's currency (or was
+    converted to it) and keeps a positive net after refunds. Orders with no customer left (a guest without email, a
+    deleted or redacted customer) are `anonymous`: they count for the shop's revenue and orders, not for any person.
+    """
     raw = await columns(
         "SELECT id, platform_id, customer_id, CAST(total AS DOUBLE PRECISION), CAST(refunded AS DOUBLE PRECISION), "
         "CAST(discounts AS DOUBLE PRECISION), financial_status, cancelled, test, deleted_at IS NOT NULL, processed_at, "
-        "awaiting_payment "
-        "FROM orders WHERE shop_id = ? AND customer_id IS NOT NULL",
+        "awaiting_payment, currency "
+        "FROM orders WHERE shop_id = ?",
         [shop_id],
         ("id", "order_id", "customer_id", "total", "refunded", "discounts", "status", "cancelled", "test", "deleted",
-         "processed_at", "awaiting"),
+         "processed_at", "awaiting", "currency"),
     )
     refunds = await columns(
         "SELECT order_id, SUM(CAST(amount AS DOUBLE PRECISION)) FROM refund "
@@ -81,11 +127,17 @@ async def load_orders(shop_id: int, gone: set[str]) -> tuple[pd.DataFrame, np.nd
     refunded = np.maximum(_floats(raw["refunded"]), _floats(refund_sum))
     net = total - refunded
     status = raw["status"].fillna("").astype(str).str.lower()
-    valid = (~_bools(raw["cancelled"]) & ~_bools(raw["test"]) & ~_bools(raw["deleted"]) & ~_bools(raw["awaiting"])
-             & ~status.isin(NOT_PAID).to_numpy() & (net > 0)
-             & ~raw["customer_id"].astype(str).isin(gone).to_numpy())
+    currency = raw["currency"].fillna("").astype(str).str.upper()
+    own = shop_currency(context, currency)
+    # Never mix currencies: an order in another currency (or none) without a stored rate stays out of every figure.
+    foreign = ~(currency.isin([own, STORE_CURRENCY]).to_numpy() & (own != ""))
+    deleted, cancelled, test = _bools(raw["deleted"]), _bools(raw["cancelled"]), _bools(raw["test"])
+    paid = _paid(raw, status, context)
+    valid = ~deleted & ~cancelled & ~test & paid & ~foreign & (net > 0)
+    customer = raw["customer_id"]
+    anonymous = (customer.isna() | customer.astype(str).isin(gone)).to_numpy()
     orders = pd.DataFrame({
-        "customer_id": raw["customer_id"].astype(str).to_numpy(),
+        "customer_id": customer.fillna("").astype(str).to_numpy(),
         "order_id": raw["order_id"].astype(str).to_numpy(),
         "processed_at": _times(raw["processed_at"]).to_numpy(),
         "amount": net,
@@ -93,8 +145,30 @@ async def load_orders(shop_id: int, gone: set[str]) -> tuple[pd.DataFrame, np.nd
         "discounted": _floats(raw["discounts"]) > 0,
         "items": np.zeros(len(raw), dtype=np.int64),
         "valid": valid,
+        "anonymous": anonymous,
     })
-    return orders, pd.to_numeric(raw["id"]).to_numpy(dtype=np.int64)
+    return orders, pd.to_numeric(raw["id"]).to_numpy(dtype=np.int64), _reconcile(
+        own, currency, deleted, cancelled, test, paid, foreign, net, valid, anonymous, orders["customer_id"])
+
+
+def _reconcile(own: str, currency: pd.Series, deleted: np.ndarray, cancelled: np.ndarray, test: np.ndarray,
+               paid: np.ndarray, foreign: np.ndarray, net: np.ndarray, valid: np.ndarray, anonymous: np.ndarray,
+               customers: pd.Series) -> dict[str, Any]:
+    """Each stored order not counted, under the first reason that applies (so the figures add up)."""
+    left = ~deleted
+    out: dict[str, Any] = {"currency": own, "store_orders": int(left.sum())}
+    for name, mask in (("cancelled", cancelled), ("test", test), ("unpaid", ~paid), ("other_currency", foreign),
+                       ("fully_refunded", net <= 0)):
+        out[name] = int((left & mask).sum())
+        left &= ~mask
+    out["counted_orders"] = int(valid.sum())
+    out["anonymous_orders"] = int((valid & anonymous).sum())  # counted for the shop, no customer to credit
+    if out["other_currency"]:
+        skipped = currency[(~deleted & ~cancelled & ~test & paid & foreign)]
+        out["other_currencies"] = {str(k or "unknown"): int(v) for k, v in skipped.value_counts().items()}
+    buyers = pd.Series(customers[valid & ~anonymous].unique(), dtype=object)
+    out["guest_buyers"] = int(buyers.str.startswith("guest:").sum())
+    return out
 
 
 async def load_catalog(shop_id: int) -> pd.DataFrame:
@@ -130,7 +204,8 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
     orders["items"] = np.bincount(position, weights=quantity, minlength=len(orders)).astype(np.int64)
     line_discounts = np.bincount(position, weights=np.abs(discount), minlength=len(orders))
     orders["discounted"] = orders["discounted"].to_numpy() | (line_discounts > 0)
-    keep = orders["valid"].to_numpy()[position] & raw["product_id"].notna().to_numpy() & ~_bools(raw["gift_card"])
+    person = orders["valid"].to_numpy() & ~orders["anonymous"].to_numpy()  # no customer, nobody to recommend to
+    keep = person[position] & raw["product_id"].notna().to_numpy() & ~_bools(raw["gift_card"])
     at = position[keep]
     types = pd.Series(catalog["product_type"].to_numpy(), index=catalog["product_id"].to_numpy())
     product = raw["product_id"].loc[keep].astype(str).to_numpy()
@@ -146,7 +221,8 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
 
 
 async def load_checkouts(shop_id: int, gone: set[str]) -> pd.DataFrame:
-    """Checkouts with a known customer not deleted (cart abandoners are found among the uncompleted ones)."""
+    """Checkouts with a known customer not deleted (cart abandoners are found among the uncompleted ones); guest
+    checkouts carry the guest's id (stitched by email on apply)."""
     raw = await columns(
         "SELECT customer_id, created_at, completed_at IS NOT NULL FROM checkout "
         "WHERE shop_id = ? AND deleted_at IS NULL AND customer_id IS NOT NULL",
@@ -160,10 +236,32 @@ async def load_checkouts(shop_id: int, gone: set[str]) -> pd.DataFrame:
     })
 
 
-async def load_shop(shop_id: int) -> ShopFrames:
+async def shop_context(shop_id: int, settings: "Settings | None" = None) -> ShopContext:
+    """The shop's platform, currency and (WooCommerce) paid statuses from its row and the settings."""
+    rows = await columns("SELECT platform, domain, currency FROM shop WHERE id = ?", [shop_id],
+                         ("platform", "domain", "currency"))
+    if rows.empty:
+        return ShopContext()
+    platform, domain, currency = (rows.iloc[0][c] for c in ("platform", "domain", "currency"))
+    paid = None
+    if platform == "woocommerce" and settings is not None:
+        paid = settings.woocommerce.paid_statuses_for(str(domain))
+    return ShopContext(str(platform), str(currency) if currency else None, paid)
+
+
+async def load_shop(shop_id: int, settings: "Settings | None" = None) -> ShopFrames:
     """One load of everything a recompute needs."""
     gone = await deleted_customers(shop_id)
-    orders, order_rows = await load_orders(shop_id, gone)
+    context = await shop_context(shop_id, settings)
+    orders, order_rows, reconciliation = await load_orders(shop_id, gone, context)
     catalog = await load_catalog(shop_id)
     lines = await load_lines(shop_id, orders, order_rows, catalog)
-    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone))
+    registered = await columns(
+        "SELECT COUNT(*) FROM customer WHERE shop_id = ? AND is_guest = ? AND deleted_at IS NULL AND updated_at IS NOT "
+        "NULL", [shop_id, False], ("n",))
+    reconciliation["store_customers"] = int(registered["n"].iloc[0]) if len(registered) else 0
+    if reconciliation.get("other_currency"):
+        log.warning("shop %s: %s order(s) in another currency than %s without a stored rate left out: %s", shop_id,
+                    reconciliation["other_currency"], reconciliation["currency"] or "(unknown)",
+                    reconciliation.get("other_currencies"))
+    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone), reconciliation)

@@ -142,7 +142,7 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
                             scope: set[str] | None) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState]]:
     """Scope None: plan every owner. Otherwise only these customers, gone ones included, and no product."""
     shop_id = row.id
-    frames = await load_shop(shop_id)
+    frames = await load_shop(shop_id, settings)
     loaded = time.perf_counter()
     computed = compute(frames, settings, as_of)
     computed_at = time.perf_counter()
