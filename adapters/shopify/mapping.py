@@ -111,18 +111,46 @@ def line_item(item: Payload) -> LineItem:
 
 
 def refund_amount(refund: Payload) -> Decimal:
-    """Money a refund returns in shop currency: refunded lines with tax, shipping, minus order adjustments.
+    """Money a refund returned, in shop currency: the sum of its successful refund transactions.
 
-    Order adjustments are negative for refunded shipping and discrepancies (REST Refund docs), so they add back.
+    One definition on every path: records.refunded reads the same transactions (kind REFUND, status SUCCESS) over
+    GraphQL. Refunded line subtotals are not money returned (a restock-only refund returns none; shipping, tax and
+    discrepancies are on top), so they are not summed. A REST transaction's `amount` is in the currency it was paid in;
+    when that is not the shop's, the refund's own shop/presentment ratio (from its *_set amounts) converts it.
     """
+    factor = _presentment_to_shop(refund)
     total = ZERO
-    for rli in refund.get("refund_line_items") or []:
-        total += shop_money(rli, "subtotal_set", "subtotal") + shop_money(rli, "total_tax_set", "total_tax")
-    for line in refund.get("refund_shipping_lines") or []:
-        total += shop_money(line, "subtotal_amount_set", "subtotal_amount")
-    for adj in refund.get("order_adjustments") or []:
-        total -= shop_money(adj, "amount_set", "amount") + shop_money(adj, "tax_amount_set", "tax_amount")
+    for t in refund.get("transactions") or []:
+        if not isinstance(t, Mapping) or str(t.get("kind") or "").lower() != "refund":
+            continue
+        if str(t.get("status") or "").lower() != "success":
+            continue
+        block = t.get("amount_set")
+        if isinstance(block, Mapping) and isinstance(block.get("shop_money"), Mapping):
+            total += money(block["shop_money"].get("amount"))
+        else:
+            amount = money(t.get("amount"))
+            total += (amount * factor).quantize(Decimal("0.01")) if factor is not None and t.get("currency") else amount
     return total
+
+
+def _presentment_to_shop(refund: Payload) -> Decimal | None:
+    """shop / presentment of a refund's amounts when the two currencies differ (None when they do not, or unknown)."""
+    shop = presented = ZERO
+    codes: set[tuple[Any, Any]] = set()
+    for key, items in (("subtotal_set", refund.get("refund_line_items")),
+                       ("subtotal_amount_set", refund.get("refund_shipping_lines"))):
+        for item in items or []:
+            block = item.get(key) if isinstance(item, Mapping) else None
+            if isinstance(block, Mapping) and isinstance(block.get("shop_money"), Mapping) \
+                    and isinstance(block.get("presentment_money"), Mapping):
+                shop += money(block["shop_money"].get("amount"))
+                presented += money(block["presentment_money"].get("amount"))
+                codes.add((block["shop_money"].get("currency_code"), block["presentment_money"].get("currency_code")))
+    if len(codes) != 1 or presented <= 0:
+        return None
+    ((shop_code, presented_code),) = codes
+    return None if shop_code == presented_code else shop / presented
 
 
 def refund(payload: Payload) -> Refund:

@@ -78,7 +78,7 @@ def order(node: Node, lines: Iterable[Node] | None = None) -> Order:
         total=bag(node, "totalPriceSet"),
         processed_at=processed,
         discounts=bag(node, "totalDiscountsSet"),
-        refunded=bag(node, "totalRefundedSet"),
+        refunded=refunded(node),
         financial_status=str(status).lower() if status else None,
         cancelled=node.get("cancelledAt") is not None,
         test=bool(node.get("test")),
@@ -87,6 +87,16 @@ def order(node: Node, lines: Iterable[Node] | None = None) -> Order:
         line_items=tuple(line_item(li) for li in (lines if lines is not None else _children(node, "lineItems"))),
         created_at=parse_time(node.get("createdAt")),
     )
+
+
+def refunded(node: Node) -> Decimal:
+    """Money refunded on an order, in shop currency: its successful REFUND transactions (mapping.refund_amount's
+    definition on the webhook path, so reconciliation and webhooks agree)."""
+    total = Decimal("0")
+    for t in node.get("transactions") or []:
+        if t.get("kind") == "REFUND" and t.get("status") == "SUCCESS":
+            total += bag(t, "amountSet")
+    return total
 
 
 def variant(node: Node) -> Variant:

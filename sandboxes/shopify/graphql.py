@@ -261,7 +261,18 @@ def order_view(store: Store, o: dict[str, Any]) -> dict[str, Any]:
         "totalDiscountsSet": money_bag(store, o["discounts"]), "totalRefundedSet": money_bag(store, o["refunded"]),
         "currentTotalPriceSet": money_bag(store, o["total"] - o["refunded"]), "tags": [],
         "lineItems": lambda _info, **args: connection(lines, line_view, **{**args, "sortKey": "ID"}),
+        "transactions": lambda _info, **args: transactions_view(store, o),
     }
+
+
+def transactions_view(store: Store, o: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's payment (SALE) and, when money went back, its REFUND transaction, as Shopify lists them."""
+    made = [("SALE", o["total"], o["processed_at"])]
+    if o["refunded"]:
+        made.append(("REFUND", o["refunded"], o["updated_at"]))
+    return [{"__typename": "OrderTransaction", "id": gid("OrderTransaction", o["id"] * 10 + i), "kind": kind,
+             "status": "SUCCESS", "amountSet": money_bag(store, amount), "createdAt": iso(at), "processedAt": iso(at)}
+            for i, (kind, amount, at) in enumerate(made)]
 
 
 # ------------------------------------------------------------------------------------------------ bulk output

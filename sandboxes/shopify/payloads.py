@@ -61,7 +61,9 @@ def order_payload(o: dict[str, Any], customer: dict[str, Any] | None, currency: 
     if o["refunded"]:
         refunds.append({"id": o["id"] + 1, "order_id": o["id"], "created_at": iso(o["updated_at"]),
                         "refund_line_items": [], "refund_shipping_lines": [],
-                        "order_adjustments": [{"amount_set": money_set(-o["refunded"]), "tax_amount_set": money_set(Decimal("0.00"))}]})
+                        "order_adjustments": [{"amount_set": money_set(-o["refunded"]), "tax_amount_set": money_set(Decimal("0.00"))}],
+                        "transactions": [{"id": o["id"] * 10 + 1, "order_id": o["id"], "kind": "refund", "status": "success",
+                                          "amount": str(o["refunded"]), "currency": currency}]})
     return {
         "id": o["id"], "admin_graphql_api_id": gid("Order", o["id"]), "email": o["email"], "contact_email": o["email"],
         "created_at": iso(o["created_at"]), "updated_at": iso(o["updated_at"]), "processed_at": iso(o["processed_at"]),

@@ -80,28 +80,67 @@ def test_refunds_in_an_order_reduce_its_revenue() -> None:
     payload["cancelled_at"], payload["test"] = None, False
     payload["refunds"] = [parse_body((WEBHOOKS / "refunds__create.json").read_bytes())]
     (change,) = normalize("orders/updated", payload)
-    assert change.entity.refunded == Decimal("414.95")
-    assert change.entity.net == Decimal("-10.00")
+    assert change.entity.refunded == Decimal("85.00")  # the refund's two successful transactions: 75.00 + 10.00
+    assert change.entity.net == change.entity.total - Decimal("85.00")
 
 
-def test_refund_amount_is_lines_plus_tax_in_shop_money() -> None:
+def test_refund_amount_is_the_sum_of_its_successful_refund_transactions() -> None:
     (change,) = changes("refunds__create.json")
     refund = change.entity
     assert isinstance(refund, Refund)
     assert refund.platform_id == "890088186047892319" and refund.order_id == "820982911946154508"
-    assert refund.amount == Decimal("414.95")  # 89.99 + 19.99 + 24.99 + 159.99 + 119.99, tax 0
+    # Not the refunded lines' subtotals (414.95): the money that went back is what the transactions moved.
+    assert refund.amount == Decimal("85.00")
     assert refund.line_items[0] == ("487817672276298554", 1)
     assert refund.created_at == EVE
 
 
-def test_refund_shipping_and_adjustments_count() -> None:
+def test_failed_and_non_refund_transactions_do_not_count_and_shop_money_wins() -> None:
     payload = parse_body((WEBHOOKS / "refunds__create.json").read_bytes())
-    payload["refund_line_items"] = payload["refund_line_items"][:1]
-    money = lambda a: {"shop_money": {"amount": a, "currency_code": "USD"}, "presentment_money": {"amount": a, "currency_code": "EUR"}}  # noqa: E731
-    payload["refund_shipping_lines"] = [{"subtotal_amount_set": money("5.00")}]
-    payload["order_adjustments"] = [{"amount_set": money("-2.50"), "tax_amount_set": money("0.00")}]
+    first, second = payload["transactions"]
+    payload["transactions"] = [
+        {**first, "status": "failure"},
+        {**second, "kind": "sale"},
+        {**second, "amount": "12.00", "currency": "EUR",
+         "amount_set": {"shop_money": {"amount": "13.20", "currency_code": "USD"},
+                        "presentment_money": {"amount": "12.00", "currency_code": "EUR"}}},
+    ]
     (change,) = normalize("refunds/create", payload)
-    assert change.entity.amount == Decimal("97.49")
+    assert change.entity.amount == Decimal("13.20")
+
+
+def test_a_refund_in_another_presentment_currency_is_converted_with_its_own_ratio() -> None:
+    payload = parse_body((WEBHOOKS / "refunds__create.json").read_bytes())
+    money = lambda shop, shown: {"shop_money": {"amount": shop, "currency_code": "USD"},  # noqa: E731
+                                 "presentment_money": {"amount": shown, "currency_code": "EUR"}}
+    payload["refund_line_items"] = [{**payload["refund_line_items"][0], "subtotal_set": money("110.00", "100.00")}]
+    payload["transactions"] = [{**payload["transactions"][0], "amount": "50.00", "currency": "EUR"}]
+    (change,) = normalize("refunds/create", payload)
+    assert change.entity.amount == Decimal("55.00")
+
+
+def test_webhook_and_graphql_reconciliation_read_the_same_refund_as_the_same_figure() -> None:
+    from adapters.shopify.records import order as order_node
+
+    refund_payload = parse_body((WEBHOOKS / "refunds__create.json").read_bytes())
+    payload = parse_body((WEBHOOKS / "orders__updated.json").read_bytes())
+    payload["refunds"] = [refund_payload]
+    (from_webhook,) = normalize("orders/updated", payload)
+    (refund_change,) = normalize("refunds/create", refund_payload)
+
+    def bag(amount: str) -> dict[str, object]:
+        return {"shopMoney": {"amount": amount, "currencyCode": "USD"}, "presentmentMoney": {"amount": amount, "currencyCode": "USD"}}
+    # The same order as the GraphQL orders page / bulk export returns it: its transactions, the refund's among them.
+    node = {
+        "id": "gid://shopify/Order/820982911946154508", "processedAt": "2022-01-01T00:00:00Z", "email": "jon@example.com",
+        "totalPriceSet": bag("424.95"), "subtotalPriceSet": bag("424.95"),
+        "transactions": [{"kind": "SALE", "status": "SUCCESS", "amountSet": bag("424.95")}]
+        + [{"kind": str(t["kind"]).upper(), "status": str(t["status"]).upper(), "amountSet": bag(str(t["amount"]))}
+           for t in refund_payload["transactions"]]
+        + [{"kind": "REFUND", "status": "FAILURE", "amountSet": bag("999.00")}],
+    }
+    from_graphql = order_node(node)
+    assert from_graphql.refunded == from_webhook.entity.refunded == refund_change.entity.amount == Decimal("85.00")
 
 
 @pytest.mark.parametrize("name", ["customers__create.json", "customers__update.json"])
