@@ -26,6 +26,7 @@ from connector.config import Settings, load_settings
 from connector.database import json_column
 from connector.db import CustomerRow, InboxRow, OrderRow, ProductRow, ShopRow
 from connector.model import InstallState
+from jobs.analytics.kpis import reconciliation_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = "demo-store.myshopify.com"
@@ -190,6 +191,8 @@ async def report(settings: Settings, shop_id: int, seeded: str, seconds: dict[st
         b, g = model["bgnbd"], model.get("gamma_gamma") or {}
         print("BG/NBD  " + "  ".join(f"{k}={fmt(b[k])}" for k in ("r", "alpha", "a", "b")))
         print("Gamma-Gamma  " + "  ".join(f"{k}={fmt(g.get(k))}" for k in ("p", "q", "gamma")))
+    if kpis.get("reconciliation"):
+        print("counted: " + reconciliation_line(kpis["reconciliation"], kpis.get("kpis") or {}))
     for name, value in (kpis.get("kpis") or {}).items():
         if not isinstance(value, (dict, list)):
             print(f"  {name:<34} {fmt(value)}")
@@ -286,6 +289,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     procs)
         await until("the backfill", lambda: _synced(row.id), procs)
         backfill = time.monotonic() - t0
+        await abandon_checkouts(store_url, row.id, procs)
         await until("the first recompute and write-back", lambda: write_state.count(row.id), procs)
         writeback = time.monotonic() - t0 - backfill
         await until("the echo of our writes to settle", lambda: quiet(row.id), procs)
@@ -302,6 +306,19 @@ async def main_async(args: argparse.Namespace) -> int:
     section(f"Stopped cleanly (exit codes {codes}) after {time.monotonic() - started:.1f} s")
     print(f"logs and the SQLite database are in {data_dir}; production: README.md, `retention serve` / `retention worker`")
     return 0 if all(code == 0 for name, code in codes.items() if name != "sandbox") else 1
+
+
+async def abandon_checkouts(store_url: str, shop_id: int, procs: Processes, customers: int = 40,
+                            guests: int = 20) -> None:
+    """Shoppers leave checkouts unfinished (some as guests): checkouts arrive by webhook only, so after the install."""
+    made = httpx.post(f"{store_url}/sandbox/checkouts", json={"customers": customers, "guests": guests, "seed": 7},
+                      timeout=30).json()["checkouts"]
+    print(f"{made} shoppers ({guests} of them guests) left a checkout unfinished (checkouts/create webhooks)")
+    await until("the abandoned checkouts", lambda: _applied(shop_id, "checkouts/create", made), procs)
+
+
+async def _applied(shop_id: int, topic: str, count: int) -> bool:
+    return await InboxRow.filter(shop_id=shop_id, topic=topic, status="applied").count() >= count
 
 
 async def _synced(shop_id: int) -> bool:

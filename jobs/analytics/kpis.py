@@ -81,3 +81,21 @@ def shop_kpis(features: pd.DataFrame, predictions: pd.DataFrame | None, orders: 
     else:
         kpis["average_clv"] = kpis["median_clv"] = 0.0
     return kpis
+
+
+def reconciliation_line(reconciliation: dict[str, object], kpis: dict[str, object]) -> str:
+    """One line saying how the store's customer and order counts become the analysed ones (README "KPI definitions")."""
+    def n(key: str, source: dict[str, object] = reconciliation) -> int:
+        value = source.get(key, 0)
+        return int(value) if isinstance(value, (int, float)) else 0
+
+    customers, guests = n("customers", kpis), n("guest_buyers")
+    parts = [f"{n('store_customers')} customers in the store ({customers - guests} with a counted order) + {guests} "
+             f"guests by email = {customers} analysed; {n('store_orders')} orders"]
+    for key, label in (("cancelled", "cancelled"), ("test", "test"), ("unpaid", "unpaid"),
+                       ("other_currency", "in another currency"), ("fully_refunded", "fully refunded")):
+        parts.append(f" - {n(key)} {label}")
+    line = "".join(parts) + f" = {n('counted_orders')} counted"
+    if n("anonymous_orders"):
+        line += f" ({n('anonymous_orders')} of them without a customer: deleted, redacted or guest without email)"
+    return line

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sandboxes.shopify import graphql as gql
+from sandboxes.shopify import graphql as gql, shoppers
 from sandboxes.shopify.bulk import BulkOperations
 from sandboxes.shopify.payloads import gid, granted_scope, parse_gid
 from sandboxes.shopify.store import Store
@@ -122,7 +122,7 @@ class Sandbox(BulkOperations):
             Route("/admin/oauth/access_token", self.access_token, methods=["POST"]),
             Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"]),
             Route("/sandbox/bulk/{ident:int}.jsonl", self.bulk_result, methods=["GET"]),
-            Route("/sandbox/staged-uploads", self.staged_upload, methods=["POST"]),
+            Route("/sandbox/staged-uploads", self.staged_upload, methods=["POST"]), *shoppers.routes(self.store),
         ])
 
     # ------------------------------------------------------------------ seeding and merchant actions

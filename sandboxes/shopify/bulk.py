@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-import uuid
+import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +23,7 @@ class BulkOperations:
     schema: GraphQLSchema
     store: Store
     bulk_delay: float
+    deliver: str
     usage: dict[str, dict[str, float]]
 
     def root(self, kind: str, base: str) -> dict[str, Any]:  # pragma: no cover - provided by Sandbox
@@ -39,9 +41,25 @@ class BulkOperations:
         if connections == 0 or connections > 5 or depth > 2:
             message = "Bulk queries need 1 to 5 connections nested at most 2 levels deep."
             return {"bulkOperation": None, "userErrors": [{"field": ["query"], "message": message, "code": "INVALID"}]}
-        data, exec_errors = gql.run(self.schema, document, {}, self.root("query", base))
-        lines = gql.flatten(data or {})
-        return {"bulkOperation": self._new_bulk("QUERY", query, lines, base, failed=bool(exec_errors)), "userErrors": []}
+        if self.deliver != "thread":
+            data, exec_errors = gql.run(self.schema, document, {}, self.root("query", base))
+            lines = gql.flatten(data or {})
+            return {"bulkOperation": self._new_bulk("QUERY", query, lines, base, failed=bool(exec_errors)), "userErrors": []}
+        # Standalone (the demo): like Shopify, answer CREATED at once and run the export in the background, so a
+        # large store on a busy machine does not hold the request (and the event loop) past the client's timeout.
+        view = self._new_bulk("QUERY", query, [], base)
+        op = self.store.bulk_operations[int(str(view["id"]).rsplit("/", 1)[1])]
+        op["computing"] = True
+
+        def export() -> None:
+            data, exec_errors = gql.run(self.schema, document, {}, self.root("query", base))
+            lines = gql.flatten(data or {})
+            with self.store.lock:
+                op.update(body="".join(json.dumps(line, default=str) + "\n" for line in lines).encode(),
+                          objects=len(lines), roots=sum(1 for line in lines if "__parentId" not in line),
+                          failed=bool(exec_errors), computing=False)
+        threading.Thread(target=export, daemon=True).start()
+        return {"bulkOperation": view, "userErrors": []}
 
     def _bulk_mutation(self, mutation: str, path: str, base: str) -> dict[str, Any]:
         upload = self.store.uploads.get(path)
@@ -89,7 +107,7 @@ class BulkOperations:
         }
 
     def _finish_bulk(self, op: dict[str, Any]) -> None:
-        if not op["finished"] and time.monotonic() >= op["ready"]:
+        if not op["finished"] and not op.get("computing") and time.monotonic() >= op["ready"]:
             op["finished"] = True
             self._emit("bulk_operations/finish", {
                 "admin_graphql_api_id": gid("BulkOperation", op["id"]), "completed_at": iso(datetime.now(timezone.utc)),

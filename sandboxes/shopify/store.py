@@ -272,11 +272,13 @@ class Store:
             self.emit("orders/paid", self.order_payload(order))
             return order
 
-    def abandon_checkout(self, customer_id: int, items: list[tuple[int, int]]) -> dict[str, Any]:
-        """A customer leaves a checkout unfinished: checkouts/create (fixture shape: keyed by token, completed_at null)."""
+    def abandon_checkout(self, customer_id: int | None, items: list[tuple[int, int]],
+                         email: str | None = None) -> dict[str, Any]:
+        """A customer (or a guest: no customer, an email) leaves a checkout unfinished: checkouts/create (fixture
+        shape: keyed by token, completed_at null)."""
         with self.lock:
             moment = self.stamp()
-            customer = self.customers[customer_id]
+            customer = self.customers[customer_id] if customer_id is not None else None
             lines = []
             for product_id, quantity in items:
                 product = self.products[product_id]
@@ -287,11 +289,12 @@ class Store:
                               "gift_card": product["is_gift_card"], "discount_allocations": []})
             total = sum((Decimal(li["line_price"]) for li in lines), Decimal("0.00"))
             payload = {
-                "token": uuid.uuid4().hex, "cart_token": uuid.uuid4().hex, "email": customer["email"],
+                "token": uuid.uuid4().hex, "cart_token": uuid.uuid4().hex,
+                "email": customer["email"] if customer else email,
                 "created_at": iso(moment), "updated_at": iso(moment), "completed_at": None, "closed_at": None,
                 "currency": self.currency, "presentment_currency": self.currency, "line_items": lines,
                 "subtotal_price": str(total), "total_price": str(total), "total_discounts": "0.00", "total_tax": "0.00",
-                "customer": {**self.customer_payload(customer), "created_at": None, "updated_at": None},
+                "customer": {**self.customer_payload(customer), "created_at": None, "updated_at": None} if customer else None,
             }
             self.emit("checkouts/create", payload)
             return payload

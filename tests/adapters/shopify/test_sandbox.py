@@ -198,3 +198,18 @@ def test_merchant_side_customer_changes_emit_their_webhooks() -> None:
     assert upsert.entity.email == "ann@example.com" and upsert.entity.platform_id == str(created["id"])
     (delete,) = ADAPTER.normalize(delete_topic, json.loads(json.dumps(delete_payload)))
     assert delete.platform_id == str(created["id"]) and str(created["id"]) not in sandbox.ids("customers")
+
+
+def test_shoppers_leave_checkouts_unfinished_some_as_guests_and_they_map_to_guests_by_email() -> None:
+    from adapters.shopify.mapping import normalize
+    from connector.model import Checkout
+
+    sandbox = make_sandbox().seed(20, 6)
+    with serve(sandbox.app) as url:
+        made = httpx.post(f"{url}/sandbox/checkouts", json={"customers": 3, "guests": 2, "seed": 1}).json()
+    assert made == {"checkouts": 5}
+    checkouts = [p for topic, p in sandbox.pending if topic == "checkouts/create"]
+    entities = [c.entity for p in checkouts for c in normalize("checkouts/create", p) if isinstance(c, Upsert)]
+    assert all(isinstance(e, Checkout) and e.completed_at is None and e.email for e in entities)
+    assert sum(e.customer_id is None for e in entities) == 2  # guests: an email, no customer
+    assert sum(e.customer_id is not None for e in entities) == 3
