@@ -288,12 +288,18 @@ async def main_async(args: argparse.Namespace) -> int:
         await until("the install job", lambda: ShopRow.filter(id=row.id, state=InstallState.ACTIVE.value).exists(),
                     procs)
         await until("the backfill", lambda: _synced(row.id), procs)
+        # A cursor moves page by page: the backfill is done when every order of the store is ours.
+        store_orders = int(m.group(1)) if (m := re.search(r"(\d+) orders", seeded)) else 0
+        await until("every order", lambda: _orders_at_least(row.id, store_orders), procs)
         backfill = time.monotonic() - t0
         await abandon_checkouts(store_url, row.id, procs)
         await until("the first recompute and write-back", lambda: write_state.count(row.id), procs)
         writeback = time.monotonic() - t0 - backfill
         await until("the echo of our writes to settle", lambda: quiet(row.id), procs)
         await report(settings, row.id, seeded, {"backfill": backfill, "writeback": writeback})
+        # The echoes of the last writes may still be arriving on a busy machine: let the worker finish them first,
+        # so it stops idle (a worker stopped mid-job waits for the job).
+        await until("the last echoes to be applied", lambda: quiet(row.id, settle=3.0), procs)
     except Exception as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         for name in procs.running:
@@ -315,6 +321,10 @@ async def abandon_checkouts(store_url: str, shop_id: int, procs: Processes, cust
                       timeout=30).json()["checkouts"]
     print(f"{made} shoppers ({guests} of them guests) left a checkout unfinished (checkouts/create webhooks)")
     await until("the abandoned checkouts", lambda: _applied(shop_id, "checkouts/create", made), procs)
+
+
+async def _orders_at_least(shop_id: int, count: int) -> bool:
+    return await OrderRow.filter(shop_id=shop_id).count() >= count
 
 
 async def _applied(shop_id: int, topic: str, count: int) -> bool:
