@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector.analytics_settings import AnalyticsSettings, validate_custom_segments
+from connector.analytics_settings import AnalyticsSettings, validate_custom_segments, validate_vip_tiers
 from connector.errors import ConfigError
 from connector.recommend_settings import RecommendSettings
 
@@ -278,4 +278,5 @@ def _check(settings: Settings) -> list[str]:
     if len(settings.writeback.tag_prefix) > 20:
         problems.append("writeback.tag_prefix: at most 20 characters")
     problems.extend(f"analytics.{p}" for p in validate_custom_segments(settings.analytics))
+    problems.extend(f"analytics.{p}" for p in validate_vip_tiers(settings.analytics))
     return problems
