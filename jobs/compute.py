@@ -77,11 +77,14 @@ def customer_facts(computed: Computed, only: AbstractSet[str] | None = None) -> 
     groups = [None if pd.isna(g) else str(g) for g in group.tolist()]
     clv = customers.get("predicted_clv", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
     alive = customers.get("p_alive", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
+    tier = customers.get("vip_tier", pd.Series(None, index=customers.index))
+    tiers = [g if isinstance(g, str) and g else None for g in tier.tolist()]
     recs = computed.recommendations
     out: dict[str, CustomerFacts] = {}
     for i, cid in enumerate(customers.index.astype(str).tolist()):
         out[cid] = CustomerFacts(segments=segments[i], rfm=rfm_text[i], rfm_group=groups[i], predicted_clv=clv[i],
-                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()))
+                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()),
+                                 vip_tier=tiers[i])
     return out
 
 

@@ -29,6 +29,7 @@ DEFINITIONS: tuple[Definition, ...] = (
     Definition("CUSTOMER", "p_alive", "number_decimal", "Probability alive"),
     Definition("CUSTOMER", "next_order_date", "date", "Expected next order"),
     Definition("CUSTOMER", "segments", "list.single_line_text_field", "Segments"),
+    Definition("CUSTOMER", "vip_tier", "single_line_text_field", "VIP tier"),
     Definition("CUSTOMER", "cross_sell", "list.product_reference", "Cross-sell recommendations"),
     Definition("CUSTOMER", "up_sell", "list.product_reference", "Up-sell recommendations"),
     Definition("CUSTOMER", "rec_reasons", "json", "Recommendation reasons"),
