@@ -81,6 +81,7 @@ class WooCommerce:
     timeout_seconds: float = 30.0
     max_retries: int = 5
     state_ttl_seconds: int = 900
+    birth_date_meta_key: str = "birth_date"  # user meta holding a customer's birth date (YYYY-MM-DD); "" = none
     webhook_topics: tuple[str, ...] = (
         "order.created", "order.updated", "order.deleted", "order.restored",
         "customer.created", "customer.updated", "customer.deleted",

@@ -7,7 +7,7 @@ from typing import Any
 
 from adapters.shopify.mapping import gid_id, money, parse_time, split_tags
 from connector.errors import Fatal
-from connector.model import Customer, LineItem, Order, Product, Variant, guest_id, normalize_email
+from connector.model import Customer, LineItem, Order, Product, Variant, birth_date, guest_id, normalize_email
 
 Node = Mapping[str, Any]
 
@@ -39,6 +39,8 @@ def customer(node: Node) -> Customer:
         accepts_marketing=None if state is None else state == "SUBSCRIBED",
         tags=split_tags(node.get("tags")),
         created_at=parse_time(node.get("createdAt")),
+        # facts.birth_date, the metafield the segment editor's anniversary() reads; asked for by alias birthDate.
+        birth_date=birth_date((node.get("birthDate") or {}).get("value")) if "birthDate" in node else None,
     )
 
 

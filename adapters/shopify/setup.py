@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from adapters.shopify import documents
 from adapters.shopify.client import GraphQLClient, check_user_errors
+from adapters.shopify.mapping import BIRTH_DATE
 from connector.adapter import WebhookReport
 from connector.config import Settings
 
@@ -35,6 +36,9 @@ DEFINITIONS: tuple[Definition, ...] = (
     Definition("CUSTOMER", "rec_reasons", "json", "Recommendation reasons"),
     Definition("PRODUCT", "bought_together", "list.product_reference", "Bought together"),
 )
+
+
+CUSTOMER_TOPICS = frozenset({"customers/create", "customers/update"})
 
 
 def topic_enum(topic: str) -> str:
@@ -70,9 +74,12 @@ async def register_webhooks(client: GraphQLClient, settings: Settings) -> Webhoo
             if (enum, uri) in have:
                 report.healthy.append(topic)
                 continue
+            spec: dict[str, object] = {"uri": uri, "format": "JSON"}
+            if topic in CUSTOMER_TOPICS:
+                spec["metafieldNamespaces"] = [BIRTH_DATE[0]]  # the payload then carries facts.birth_date
             await client.mutate(
                 documents.load("webhook_subscription_create"),
-                {"topic": enum, "webhookSubscription": {"uri": uri, "format": "JSON"}},
+                {"topic": enum, "webhookSubscription": spec},
                 "webhookSubscriptionCreate",
             )
             report.created.append(topic)
