@@ -127,7 +127,7 @@ async def test_on_installed_registers_webhooks_and_definitions_once(env: Env) ->
     assert all(d["access"] == {"storefront": "PUBLIC_READ"} for d in store.definitions.values())
     before = dict(env.sandbox.usage)
     await ADAPTER.on_installed(conn)  # reinstall: nothing new, no error
-    assert len(store.subscriptions) == 16 and len(store.definitions) == 10
+    assert len(store.subscriptions) == 16 and len(store.definitions) == 11
     assert env.sandbox.usage["webhookSubscriptionCreate"] == before["webhookSubscriptionCreate"]
 
 
