@@ -35,7 +35,8 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
     """The pure part: analytics on the orders, recommendations on the lines."""
     stamp = pd.Timestamp(as_of)
     as_of = (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp).to_pydatetime()
-    result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts)
+    result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts,
+                     birth_dates=frames.birth_dates)
     recs: dict[str, list[dict[str, Any]]] = {}
     related: dict[str, list[str]] = {}
     if len(frames.lines):

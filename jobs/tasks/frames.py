@@ -25,6 +25,7 @@ class ShopFrames:
     lines: pd.DataFrame  # customer_id, order_id, product_id, processed_at, quantity, amount, product_type
     catalog: pd.DataFrame  # product_id, available, price, product_type
     checkouts: pd.DataFrame  # customer_id, created_at, completed
+    birth_dates: pd.Series | None = None  # customer_id -> birth date (datetime64), only customers who have one
 
 
 def db() -> BaseDBAsyncClient:
@@ -160,10 +161,19 @@ async def load_checkouts(shop_id: int, gone: set[str]) -> pd.DataFrame:
     })
 
 
+async def load_birth_dates(shop_id: int) -> pd.Series:
+    """Birth dates of the shop's customers who have one (not deleted): the birthday segments read them."""
+    raw = await columns("SELECT platform_id, birth_date FROM customer WHERE shop_id = ? AND birth_date IS NOT NULL "
+                        "AND deleted_at IS NULL", [shop_id], ("customer_id", "birth_date"))
+    dates = pd.to_datetime(pd.Series(raw["birth_date"].to_numpy(), dtype=object).astype(str), errors="coerce",
+                           format="ISO8601")
+    return pd.Series(dates.to_numpy(), index=pd.Index(raw["customer_id"].astype(str).to_numpy(), name="customer_id"))
+
+
 async def load_shop(shop_id: int) -> ShopFrames:
     """One load of everything a recompute needs."""
     gone = await deleted_customers(shop_id)
     orders, order_rows = await load_orders(shop_id, gone)
     catalog = await load_catalog(shop_id)
     lines = await load_lines(shop_id, orders, order_rows, catalog)
-    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone))
+    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone), await load_birth_dates(shop_id))
