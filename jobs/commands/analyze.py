@@ -11,8 +11,8 @@ import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
 from jobs.analytics.analyze import AnalysisResult, analyze, holdout_deciles
-from jobs.commands.analyze_input import InputError, Transactions, read_transactions
-from jobs.commands.analyze_values import at_lines
+from jobs.transactions.read import InputError, Transactions, read_transactions
+from jobs.transactions.values import at_lines
 
 CUSTOMER_COLUMNS = ("customer_id", "segments", "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score",
                     "rfm_group", "vip_tier", "number_of_orders", "amount_spent", "predicted_clv", "p_alive",

@@ -60,7 +60,7 @@ def test_without_birth_dates_the_birthday_segments_are_off_and_said_so() -> None
 
 
 def test_a_birth_date_column_in_the_analyze_csv_feeds_the_segments(tmp_path: Path) -> None:
-    from jobs.commands.analyze_input import read_transactions
+    from jobs.transactions.read import read_transactions
 
     path = tmp_path / "sales.csv"
     path.write_text("customer_id,order_id,processed_at,amount,birth_date\n1,a,2026-11-01,10,1990-11-25\n"

@@ -14,7 +14,7 @@ import pyarrow.csv as pcsv
 
 from jobs.analytics.features import orders_from_lines
 from jobs.analytics.refunds import net_refunds
-from jobs.commands.analyze_values import FIRST_ROW_LINE, InputError, amounts, at_lines, blank, quantities, timestamps
+from jobs.transactions.values import FIRST_ROW_LINE, InputError, amounts, at_lines, blank, quantities, timestamps
 
 REQUIRED = ("customer_id", "order_id", "processed_at", "amount")
 OPTIONAL = ("product_id", "quantity", "discount", "category", "birth_date")
