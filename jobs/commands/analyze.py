@@ -51,8 +51,9 @@ def _as_of(read: Transactions, path: str, chosen: str | None, today: pd.Timestam
     dates = read.line_dates
     future = dates >= (today + pd.Timedelta(days=1)).to_datetime64()
     if future.any():
-        notes.append(f"warning: {at_lines(path, read.line_numbers[future])}: dated after today ({today.date()}); "
-                     "not counted, and the analysis date stays the last date up to today")
+        counted = "" if not chosen else " (counted only up to --as-of)"
+        notes.append(f"warning: {at_lines(path, read.line_numbers[future])}: dated after today ({today.date()})"
+                     + (counted or "; not counted, and the analysis date stays the last date up to today"))
     if chosen:
         return pd.Timestamp(chosen).normalize()
     past = dates[~future]

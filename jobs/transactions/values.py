@@ -83,27 +83,37 @@ def amounts(cells: pa.Array, path: str, column: str, problems: list[str], notes:
     return np.where(empty | huge, 0.0, values)
 
 
+def _distinct(cells: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The distinct cell texts and each row's index into them: the slow paths parse every distinct text once
+    (a file repeats its prices and dates)."""
+    encoded = pc.dictionary_encode(pc.fill_null(cells, ""))
+    return encoded.dictionary, np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def _formatted(cells: pa.Array, empty: np.ndarray, path: str, column: str, problems: list[str],
                notes: list[str]) -> np.ndarray:
     """The slow-but-vectorized path: currency marks, thousand separators, decimal commas."""
-    parts = pc.extract_regex(cells, AMOUNT)
-    unreadable = ~empty & _mask(pc.is_null(parts))
+    texts, row = _distinct(cells)
+    parts = pc.extract_regex(texts, AMOUNT)
+    unreadable_t = _mask(pc.is_null(parts))
+    unreadable = ~empty & unreadable_t[row]
     if unreadable.any():
         problems.append(f"{where(path, unreadable)}: {column} is not a number (e.g. {_first(unreadable, cells)})")
     pre, post = pc.struct_field(parts, "pre"), pc.struct_field(parts, "post")
-    currency = pc.fill_null(pc.binary_join_element_wise(pre, post, ""), "")
-    marks = [m for m in pc.unique(currency).to_pylist() if m]
+    currency = np.asarray(pc.fill_null(pc.binary_join_element_wise(pre, post, ""), "").to_numpy(zero_copy_only=False),
+                          dtype=object)
+    marks = sorted(set(currency.tolist()) - {""})
     if len(marks) > 1:
-        examples = "; ".join(_first(_mask(pc.equal(currency, m)), cells) for m in marks[:3])
+        examples = "; ".join(_first((currency == m)[row], cells) for m in marks[:3])
         problems.append(f"{path}: {column} in more than one currency ({examples}): convert them to one first")
     elif marks:
         notes.append(f"{column}: currency mark {marks[0]!r} removed")
     num = pc.replace_substring_regex(pc.fill_null(pc.struct_field(parts, "num"), "0"), r"[' \x{a0}\x{202f}]", "")
     # The last separator followed by 1-2 or 4+ digits is a decimal mark; a separator used twice groups thousands.
-    comma = _mask(pc.match_substring_regex(num, r",(\d{1,2}|\d{4,})$|\.\d+,\d+$|\..*\."))
-    dot = _mask(pc.match_substring_regex(num, r"\.(\d{1,2}|\d{4,})$|,\d+\.\d+$|,.*,"))
-    both = comma & dot  # one cell that says both ("1,2,3") is malformed, not evidence: the grouping check says so
-    comma, dot = comma & ~both, dot & ~both
+    comma_t = _mask(pc.match_substring_regex(num, r",(\d{1,2}|\d{4,})$|\.\d+,\d+$|\..*\."))
+    dot_t = _mask(pc.match_substring_regex(num, r"\.(\d{1,2}|\d{4,})$|,\d+\.\d+$|,.*,"))
+    both = comma_t & dot_t  # one cell that says both ("1,2,3") is malformed, not evidence: the grouping check says so
+    comma, dot = (comma_t & ~both)[row] & ~empty, (dot_t & ~both)[row] & ~empty
     if comma.any() and dot.any():
         problems.append(f"{path}: {column} mixes a decimal comma ({_first(comma, cells)}) and a decimal point "
                         f"({_first(dot, cells)})")
@@ -112,15 +122,16 @@ def _formatted(cells: pa.Array, empty: np.ndarray, path: str, column: str, probl
     if comma.any():
         notes.append(f"{column}: read with a decimal comma (e.g. {_first(comma, cells)})")
     grouping = rf"^\d{{1,3}}(\{group}\d{{3}})*(\{decimal}\d+)?$|^\d+(\{decimal}\d+)?$"
-    bad = ~empty & ~unreadable & ~_mask(pc.match_substring_regex(num, grouping))
+    bad_t = ~_mask(pc.match_substring_regex(num, grouping))
+    bad = ~empty & ~unreadable & bad_t[row]
     if bad.any():
         problems.append(f"{where(path, bad)}: {column} has misplaced separators (e.g. {_first(bad, cells)})")
     text = pc.replace_substring(pc.replace_substring(num, group, ""), decimal, ".")
-    text = pc.if_else(pa.array(bad | unreadable), "0", text)
+    text = pc.if_else(pa.array(bad_t | unreadable_t), "0", text)
     values = np.asarray(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
     negative = _mask(pc.or_kleene(pc.equal(pc.struct_field(parts, "s1"), "-"),
                                   pc.equal(pc.struct_field(parts, "s2"), "-")))
-    return np.where(negative, -values, values)
+    return np.where(negative, -values, values)[row]
 
 
 def quantities(cells: pa.Array, path: str, problems: list[str]) -> np.ndarray:
@@ -186,13 +197,14 @@ def timestamps(cells: pa.Array, path: str, problems: list[str], notes: list[str]
     empty = blank(cells)
     if empty.any():
         problems.append(f"{where(path, empty)}: empty processed_at")
-    parts = pc.extract_regex(cells, SLASHED)
-    slashed = _mask(pc.is_valid(parts))
-    iso = cells
-    if slashed.any():
-        rows = np.flatnonzero(slashed)
-        a = _ints(pc.struct_field(parts, "a"))[rows]
-        b = _ints(pc.struct_field(parts, "b"))[rows]
+    texts, row = _distinct(cells)
+    parts = pc.extract_regex(texts, SLASHED)
+    slashed_t = _mask(pc.is_valid(parts))
+    iso = texts
+    if slashed_t[row].any():
+        rows = np.flatnonzero(slashed_t[row])
+        a = _ints(pc.struct_field(parts, "a"))[row][rows]
+        b = _ints(pc.struct_field(parts, "b"))[row][rows]
         first = day_month_order(a, b, cells, rows, path, dayfirst, problems)
         notes.append(f"processed_at: dates such as {cells[int(rows[0])].as_py()!r} read as "
                      f"{'day/month/year' if first else 'month/day/year'}")
@@ -202,8 +214,8 @@ def timestamps(cells: pa.Array, path: str, problems: list[str], notes: list[str]
         rebuilt = pc.binary_join_element_wise(pc.struct_field(parts, "y"), pc.utf8_lpad(month, 2, "0"),
                                               pc.utf8_lpad(day, 2, "0"), "-")
         rebuilt = pc.binary_join_element_wise(rebuilt, pc.struct_field(parts, "rest"), "")
-        iso = pc.if_else(pa.array(slashed), rebuilt, cells)
-    values = _iso(iso)
+        iso = pc.if_else(pa.array(slashed_t), rebuilt, texts)
+    values = _iso(iso)[row]
     unreadable = ~empty & np.isnat(values)
     if unreadable.any():
         problems.append(f"{where(path, unreadable)}: processed_at is not a date in range {MIN_YEAR}..{MAX_YEAR} "
