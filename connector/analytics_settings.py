@@ -91,6 +91,39 @@ class RfmGroups:
 
 
 @dataclass(frozen=True)
+class BirthdayThisMonth:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class BirthdaySoon:
+    enabled: bool = True
+    days: int = 7  # the birthday falls on today or one of the next `days` days
+
+
+@dataclass(frozen=True)
+class VipTier:
+    """One named tier; a customer gets the first tier (listed best first) whose cut-off they reach."""
+
+    name: str
+    min_value: float | None = None  # money: predicted CLV or spend at least this
+    top_percent: float | None = None  # or: among the top this % of buyers (ties all in)
+
+
+@dataclass(frozen=True)
+class VipTiers:
+    """`[analytics.vip_tiers]`: tiers by predicted CLV or by spend, written as tag `<prefix>vip_<name>` and the
+    `vip_tier` metafield."""
+
+    enabled: bool = False
+    by: str = "predicted_clv"  # predicted_clv | amount_spent
+    tiers: tuple[VipTier, ...] = ()
+
+
+VIP_TIER_BY = ("predicted_clv", "amount_spent")
+
+
+@dataclass(frozen=True)
 class CustomSegment:
     name: str
     rule: str
@@ -112,6 +145,8 @@ class SegmentSettings:
     holiday_buyer: HolidayBuyer = field(default_factory=HolidayBuyer)
     due_to_reorder: DueToReorder = field(default_factory=DueToReorder)
     rfm_groups: RfmGroups = field(default_factory=RfmGroups)
+    birthday_this_month: BirthdayThisMonth = field(default_factory=BirthdayThisMonth)
+    birthday_soon: BirthdaySoon = field(default_factory=BirthdaySoon)
 
 
 @dataclass(frozen=True)
@@ -130,14 +165,57 @@ class AnalyticsSettings:
     rfm: RfmSettings = field(default_factory=RfmSettings)
     segments: SegmentSettings = field(default_factory=SegmentSettings)
     custom: tuple[CustomSegment, ...] = ()
+    vip_tiers: VipTiers = field(default_factory=VipTiers)
 
 
 def builtin_segment_names() -> tuple[str, ...]:
     """The slugs of the built-in (non-RFM) segments, which custom names must not shadow."""
     return (
         "first_time", "repeat", "big_spender", "high_aov", "discount_shopper", "full_price", "vip",
-        "at_risk", "lapsed", "cart_abandoner", "holiday_buyer", "due_to_reorder",
+        "at_risk", "lapsed", "cart_abandoner", "holiday_buyer", "due_to_reorder", "birthday_this_month",
+        "birthday_soon",
     )
+
+
+def vip_tier_segment(name: str) -> str:
+    """The segment (and tag) name of a VIP tier."""
+    return f"vip_{name}"
+
+
+def validate_vip_tiers(settings: AnalyticsSettings) -> list[str]:
+    """Every problem with the VIP tiers: names, cut-offs of one kind listed best first, the measure."""
+    tiers = settings.vip_tiers
+    problems: list[str] = []
+    if tiers.by not in VIP_TIER_BY:
+        problems.append(f"vip_tiers.by: must be one of {', '.join(VIP_TIER_BY)}, got {tiers.by!r}")
+    if tiers.enabled and not tiers.tiers:
+        problems.append("vip_tiers: enabled without any [[analytics.vip_tiers.tiers]]")
+    taken = set(builtin_segment_names()) | {c.name for c in settings.custom}
+    seen: set[str] = set()
+    for index, tier in enumerate(tiers.tiers):
+        label = f"vip_tiers.tiers[{index}] ({tier.name!r})"
+        if not SLUG.fullmatch(tier.name or ""):
+            problems.append(f"{label}: name must match [a-z0-9_]+")
+        elif tier.name in seen:
+            problems.append(f"{label}: duplicate name")
+        elif vip_tier_segment(tier.name) in taken:
+            problems.append(f"{label}: segment {vip_tier_segment(tier.name)!r} clashes with another segment")
+        seen.add(tier.name)
+        if (tier.min_value is None) == (tier.top_percent is None):
+            problems.append(f"{label}: set exactly one of min_value and top_percent")
+        elif tier.min_value is not None and tier.min_value <= 0:
+            problems.append(f"{label}: min_value must be positive")
+        elif tier.top_percent is not None and not 0 < tier.top_percent <= 100:
+            problems.append(f"{label}: top_percent must be in (0, 100]")
+    minimums = [t.min_value for t in tiers.tiers if t.min_value is not None]
+    percents = [t.top_percent for t in tiers.tiers if t.top_percent is not None]
+    if minimums and percents:
+        problems.append("vip_tiers.tiers: use one kind of cut-off for every tier (min_value or top_percent)")
+    elif minimums != sorted(minimums, reverse=True) or len(set(minimums)) < len(minimums):
+        problems.append("vip_tiers.tiers: list tiers best first (min_value strictly decreasing)")
+    elif percents != sorted(percents) or len(set(percents)) < len(percents):
+        problems.append("vip_tiers.tiers: list tiers best first (top_percent strictly increasing)")
+    return problems
 
 
 def validate_custom_segments(settings: AnalyticsSettings) -> list[str]:

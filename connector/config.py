@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector.analytics_settings import AnalyticsSettings, validate_custom_segments
+from connector.analytics_settings import AnalyticsSettings, validate_custom_segments, validate_vip_tiers
 from connector.errors import ConfigError
 from connector.recommend_settings import RecommendSettings
 
@@ -94,6 +94,7 @@ class WooCommerce:
     timeout_seconds: float = 30.0
     max_retries: int = 5
     state_ttl_seconds: int = 900
+    birth_date_meta_key: str = "birth_date"  # user meta holding a customer's birth date (YYYY-MM-DD); "" = none
     webhook_topics: tuple[str, ...] = (
         "order.created", "order.updated", "order.deleted", "order.restored",
         "customer.created", "customer.updated", "customer.deleted",
@@ -301,4 +302,5 @@ def _check(settings: Settings) -> list[str]:
     if len(settings.writeback.tag_prefix) > 20:
         problems.append("writeback.tag_prefix: at most 20 characters")
     problems.extend(f"analytics.{p}" for p in validate_custom_segments(settings.analytics))
+    problems.extend(f"analytics.{p}" for p in validate_vip_tiers(settings.analytics))
     return problems

@@ -66,6 +66,7 @@ class CustomerRow(Model):
     accepts_marketing = fields.BooleanField(null=True)
     tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
     merged_into = fields.CharField(max_length=255, null=True)
+    birth_date = fields.DateField(null=True)  # Shopify facts.birth_date / a WooCommerce user meta key
     created_at = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)

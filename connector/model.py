@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Union
@@ -65,6 +65,24 @@ class Shop:
     installed_at: datetime | None = None
 
 
+# A birth date the payload says the customer does not have (None means the payload did not say): clears ours.
+NO_BIRTH_DATE = date.min
+
+
+def birth_date(value: Any) -> date | None:
+    """A birth date from a platform value: `YYYY-MM-DD` (a time after it is ignored); empty or null is
+    NO_BIRTH_DATE; anything else (an ambiguous 04/05/1990, a year 0) is None, i.e. unknown and left as stored."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return NO_BIRTH_DATE
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+    return parsed if parsed.year >= 1900 else None
+
+
 @dataclass(frozen=True)
 class Customer:
     """A buyer. Fields left as None were not in the payload and keep their stored value."""
@@ -80,6 +98,7 @@ class Customer:
     created_at: datetime | None = None
     # Fields the payload set to null on purpose (e.g. "email": null): cleared, unlike fields left out (None).
     cleared: frozenset[str] = frozenset()
+    birth_date: date | None = None  # NO_BIRTH_DATE: known to have none
 
 
 @dataclass(frozen=True)

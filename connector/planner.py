@@ -58,6 +58,7 @@ class CustomerFacts:
     p_alive: float | None = None
     next_order_date: str | None = None  # YYYY-MM-DD
     recommendations: Sequence[Mapping[str, Any]] = ()  # {product_id, reason, because_of}, best first
+    vip_tier: str | None = None  # the merchant-named VIP tier (its tag comes with the segments)
 
 
 @lru_cache(maxsize=65536)
@@ -152,6 +153,8 @@ def customer_state(platform: Platform | str, facts: CustomerFacts, *, prefix: st
         fields.append(Metafield("p_alive", "number_decimal", f"{min(max(float(facts.p_alive or 0), 0.0), 1.0):.4f}"))
     if isinstance(facts.next_order_date, str) and facts.next_order_date:
         fields.append(Metafield("next_order_date", "date", facts.next_order_date[:10]))
+    if isinstance(facts.vip_tier, str) and facts.vip_tier:
+        fields.append(_text("vip_tier", facts.vip_tier))
     tags, segments_field = _segment_layout(tuple(facts.segments), prefix, max_tags)
     if segments_field is not None:
         fields.append(segments_field)

@@ -75,9 +75,13 @@ def _customer_fields(c: m.Customer) -> dict[str, Any]:
         "tags": list(c.tags) if c.tags is not None else None,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
+        "birth_date": c.birth_date,
     }
     # None means "not in this payload": keep what we have; a field the payload nulled on purpose is cleared.
-    return {k: v for k, v in values.items() if v is not None or k == "updated_at" or k in c.cleared}
+    kept = {k: v for k, v in values.items() if v is not None or k == "updated_at" or k in c.cleared}
+    if c.birth_date == m.NO_BIRTH_DATE:
+        kept["birth_date"] = None
+    return kept
 
 
 async def _upsert_customer(shop_id: int, c: m.Customer, out: Applied) -> None:
@@ -90,6 +94,8 @@ async def _upsert_customer(shop_id: int, c: m.Customer, out: Applied) -> None:
     # customers/update echo of our own tag writes must not pull its customer into the next write plan.
     if row is None or row.deleted_at is not None:
         out.customers.add(c.platform_id)
+    elif "birth_date" in fields and fields["birth_date"] != row.birth_date:
+        out.customers.add(c.platform_id)  # the birthday segments follow the birth date
     if row is None:
         row = await CustomerRow.create(shop_id=shop_id, platform_id=c.platform_id, deleted_at=None, **fields)
     else:

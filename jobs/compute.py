@@ -36,7 +36,8 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
     """The pure part: analytics on the orders, recommendations on the lines."""
     stamp = pd.Timestamp(as_of)
     as_of = (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp).to_pydatetime()
-    result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts)
+    result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts,
+                     birth_dates=frames.birth_dates)
     if frames.reconciliation:
         result = dataclasses.replace(result, extra={**result.extra, "reconciliation": frames.reconciliation})
     recs: dict[str, list[dict[str, Any]]] = {}
@@ -80,11 +81,14 @@ def customer_facts(computed: Computed, only: AbstractSet[str] | None = None) -> 
     groups = [None if pd.isna(g) else str(g) for g in group.tolist()]
     clv = customers.get("predicted_clv", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
     alive = customers.get("p_alive", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
+    tier = customers.get("vip_tier", pd.Series(None, index=customers.index))
+    tiers = [g if isinstance(g, str) and g else None for g in tier.tolist()]
     recs = computed.recommendations
     out: dict[str, CustomerFacts] = {}
     for i, cid in enumerate(customers.index.astype(str).tolist()):
         out[cid] = CustomerFacts(segments=segments[i], rfm=rfm_text[i], rfm_group=groups[i], predicted_clv=clv[i],
-                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()))
+                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()),
+                                 vip_tier=tiers[i])
     return out
 
 

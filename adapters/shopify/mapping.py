@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,12 +26,16 @@ from connector.model import (
     TagsChanged,
     Uninstalled,
     Upsert,
+    NO_BIRTH_DATE,
     Variant,
+    birth_date,
     guest_id,
     normalize_email,
 )
 
 Payload = Mapping[str, Any]
+# Shopify's convention for a customer's birth date: the standard metafield the segment editor's anniversary() reads.
+BIRTH_DATE = ("facts", "birth_date")
 
 
 def gid_id(value: Any) -> str | None:
@@ -221,7 +225,20 @@ def customer(payload: Payload) -> Customer:
         created_at=parse_time(payload.get("created_at")),
         # "email": null (customers/update payloads of 2024-10..2025-07 do this) clears it; no "email" key keeps it.
         cleared=frozenset({"email"}) if "email" in payload and normalize_email(payload["email"]) is None else frozenset(),
+        birth_date=_birth_date(payload),
     )
+
+
+def _birth_date(payload: Payload) -> date | None:
+    """facts.birth_date from the `metafields` a subscription with metafieldNamespaces ["facts"] adds to
+    customers/* payloads; without that list the payload says nothing (None keeps the stored date)."""
+    fields = payload.get("metafields")
+    if not isinstance(fields, list):
+        return None
+    for item in fields:
+        if isinstance(item, Mapping) and item.get("namespace") == BIRTH_DATE[0] and item.get("key") == BIRTH_DATE[1]:
+            return birth_date(item.get("value"))
+    return NO_BIRTH_DATE
 
 
 def product(payload: Payload) -> Product:

@@ -7,7 +7,7 @@ from typing import Any
 
 from adapters.shopify.mapping import gid_id, money, parse_time, split_tags
 from connector.errors import Fatal
-from connector.model import Customer, LineItem, Order, Product, Variant, guest_id, normalize_email
+from connector.model import Customer, LineItem, Order, Product, Variant, birth_date, guest_id, normalize_email
 
 Node = Mapping[str, Any]
 
@@ -42,6 +42,8 @@ def customer(node: Node) -> Customer:
         # A queried customer without a default email address has none: the read is the whole truth.
         cleared=frozenset({"email"}) if "defaultEmailAddress" in node and email.get("emailAddress") is None
         else frozenset(),
+        # facts.birth_date, the metafield the segment editor's anniversary() reads; asked for by alias birthDate.
+        birth_date=birth_date((node.get("birthDate") or {}).get("value")) if "birthDate" in node else None,
     )
 
 

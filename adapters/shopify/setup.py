@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from adapters.shopify import documents
 from adapters.shopify.client import GraphQLClient, check_user_errors
+from adapters.shopify.mapping import BIRTH_DATE
 from connector.adapter import WebhookReport
 from connector.config import Settings
 
@@ -29,11 +30,15 @@ DEFINITIONS: tuple[Definition, ...] = (
     Definition("CUSTOMER", "p_alive", "number_decimal", "Probability alive"),
     Definition("CUSTOMER", "next_order_date", "date", "Expected next order"),
     Definition("CUSTOMER", "segments", "list.single_line_text_field", "Segments"),
+    Definition("CUSTOMER", "vip_tier", "single_line_text_field", "VIP tier"),
     Definition("CUSTOMER", "cross_sell", "list.product_reference", "Cross-sell recommendations"),
     Definition("CUSTOMER", "up_sell", "list.product_reference", "Up-sell recommendations"),
     Definition("CUSTOMER", "rec_reasons", "json", "Recommendation reasons"),
     Definition("PRODUCT", "bought_together", "list.product_reference", "Bought together"),
 )
+
+
+CUSTOMER_TOPICS = frozenset({"customers/create", "customers/update"})
 
 
 def topic_enum(topic: str) -> str:
@@ -69,9 +74,12 @@ async def register_webhooks(client: GraphQLClient, settings: Settings) -> Webhoo
             if (enum, uri) in have:
                 report.healthy.append(topic)
                 continue
+            spec: dict[str, object] = {"uri": uri, "format": "JSON"}
+            if topic in CUSTOMER_TOPICS:
+                spec["metafieldNamespaces"] = [BIRTH_DATE[0]]  # the payload then carries facts.birth_date
             await client.mutate(
                 documents.load("webhook_subscription_create"),
-                {"topic": enum, "webhookSubscription": {"uri": uri, "format": "JSON"}},
+                {"topic": enum, "webhookSubscription": spec},
                 "webhookSubscriptionCreate",
             )
             report.created.append(topic)

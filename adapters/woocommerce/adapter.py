@@ -22,6 +22,9 @@ class WooCommerceAdapter:
     sync_kinds: tuple[str, ...] = pull.KINDS  # no checkout API
     after_uninstall_topics: frozenset[str] = frozenset()  # WooCommerce has no compliance webhooks
 
+    def __init__(self, birth_date_meta_key: str = mapping.DEFAULT_BIRTH_DATE_KEY) -> None:
+        self.birth_date_meta_key = birth_date_meta_key  # [woocommerce] birth_date_meta_key (adapters_for)
+
     def read_delivery(self, headers: Mapping[str, str], body: bytes) -> Delivery:
         return webhooks.read_delivery(headers, body)
 
@@ -36,7 +39,7 @@ class WooCommerceAdapter:
         return webhooks.dedup_key(delivery, payload)
 
     def normalize(self, topic: str, payload: Any) -> list[Change]:
-        return mapping.normalize(topic, payload)
+        return mapping.normalize(topic, payload, self.birth_date_meta_key)
 
     def pull(self, conn: Connection, kind: str, cursor: str | None) -> AsyncIterator[Page]:
         return pull.pull(conn, kind, cursor)

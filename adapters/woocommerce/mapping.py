@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from connector.errors import Fatal
 from connector.model import (
-    STORE_CURRENCY, ZERO, Change, Customer, Delete, Ignored, Kind, LineItem, Order, Product, Refund, Upsert, Variant, guest_id,
-    normalize_email,
+    NO_BIRTH_DATE, STORE_CURRENCY, ZERO, Change, Customer, Delete, Ignored, Kind, LineItem, Order, Product, Refund,
+    Upsert, Variant, birth_date, guest_id, normalize_email,
 )
 
 # Order statuses (WC-ORDFN wc_get_order_statuses; Blocks adds checkout-draft; plugins add more: an open set).
@@ -28,6 +28,7 @@ AWAITING = frozenset({"pending", "on-hold"})
 DRAFT = frozenset({"checkout-draft", "draft", "auto-draft"})
 CENT = Decimal("0.01")
 PRODUCT_STATUS = {"publish": "active", "private": "archived", "trash": "archived"}
+DEFAULT_BIRTH_DATE_KEY = "birth_date"  # [woocommerce] birth_date_meta_key
 
 
 def parse_gmt(value: Any) -> datetime | None:
@@ -257,7 +258,7 @@ def map_refund(payload: Any, order_id: str, factor: Decimal | None = None) -> Re
                   created_at=created, updated_at=created, line_items=tuple(returned))
 
 
-def map_customer(payload: Any) -> list[Change]:
+def map_customer(payload: Any, birth_date_key: str = DEFAULT_BIRTH_DATE_KEY) -> list[Change]:
     """A registered customer (a WordPress user); WooCommerce customers have no tags, so tags stay None."""
     customer = _object(payload, "customer")
     cid = _id(customer.get("id"), "customer")
@@ -267,7 +268,20 @@ def map_customer(payload: Any) -> list[Change]:
     return [Upsert(Customer(
         platform_id=cid, updated_at=updated, email=email, is_guest=False,
         first_name=customer.get("first_name"), last_name=customer.get("last_name"), created_at=created,
+        birth_date=_birth_date(customer, birth_date_key),
     ))]
+
+
+def _birth_date(customer: Mapping[str, Any], key: str) -> date | None:
+    """The birth date in the user meta `key` (a customer or webhook payload lists all visible user meta, so a
+    missing key means none); without meta_data in the payload, or with no key configured, it is unknown."""
+    meta = customer.get("meta_data")
+    if not key or not isinstance(meta, list):
+        return None
+    for item in meta:
+        if isinstance(item, Mapping) and item.get("key") == key:
+            return birth_date(item.get("value"))
+    return NO_BIRTH_DATE
 
 
 def map_variant(payload: Mapping[str, Any], fallback_title: str | None = None) -> Variant:
@@ -320,7 +334,7 @@ _KINDS = {"order": Kind.ORDER, "customer": Kind.CUSTOMER, "product": Kind.PRODUC
 _MAPPERS = {"order": map_order, "customer": map_customer, "product": map_product}
 
 
-def normalize(topic: str, payload: Any) -> list[Change]:
+def normalize(topic: str, payload: Any, birth_date_key: str = DEFAULT_BIRTH_DATE_KEY) -> list[Change]:
     """Map one delivery: `<resource>.<event>`; *.deleted carries only `{"id": N}` (WC_Webhook::build_payload)."""
     resource, _, event = topic.partition(".")
     if resource not in _KINDS:
@@ -329,5 +343,7 @@ def normalize(topic: str, payload: Any) -> list[Change]:
         body = _object(payload, resource)
         return [Delete(kind=_KINDS[resource], platform_id=_id(body.get("id"), resource))]
     if event in ("created", "updated", "restored"):
+        if resource == "customer":
+            return map_customer(payload, birth_date_key)
         return _MAPPERS[resource](payload)
     return [Ignored(reason=f"topic {topic} not handled")]

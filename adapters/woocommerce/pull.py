@@ -104,7 +104,8 @@ async def _trashed(client: WooClient, kind: str, since: datetime) -> list[Change
     return found
 
 
-async def _map(client: WooClient, kind: str, item: Mapping[str, Any]) -> list[Change]:
+async def _map(client: WooClient, kind: str, item: Mapping[str, Any],
+               birth_date_key: str = mapping.DEFAULT_BIRTH_DATE_KEY) -> list[Change]:
     if kind == "orders":
         changes = mapping.map_order(item)
         if item.get("refunds") and any(isinstance(c, Upsert) for c in changes):
@@ -114,7 +115,7 @@ async def _map(client: WooClient, kind: str, item: Mapping[str, Any]) -> list[Ch
             async for _, reply in client.pages(f"orders/{oid}/refunds", {}):
                 changes.extend(Upsert(mapping.map_refund(r, oid, factor)) for r in reply.data or [])
     elif kind == "customers":
-        changes = mapping.map_customer(item)
+        changes = mapping.map_customer(item, birth_date_key)
     else:
         variations = await _variations(client, item.get("id")) if item.get("type") == "variable" else None
         changes = mapping.map_product(item, variations)
@@ -159,7 +160,7 @@ async def pull(conn: Connection, kind: str, raw_cursor: str | None, *, client: W
                     cursor.next_seen[ident] = version
                 if since is not None and modified is not None and (modified < since or seen.get(ident) == version):
                     continue
-                changes.extend(await _map(client, kind, item))
+                changes.extend(await _map(client, kind, item, conn.settings.woocommerce.birth_date_meta_key))
             step = 1
             if cursor.total is not None and reply.total < cursor.total:
                 # Items vanished from pages already read: the head of this page slid onto the previous one. Go back

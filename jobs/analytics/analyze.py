@@ -13,7 +13,8 @@ from jobs.analytics.clv import BgNbdParams, GammaGammaParams, conditional_expect
 from jobs.analytics.features import AsOf, as_of_day, customer_features, valid_orders
 from jobs.analytics.kpis import cohort_matrix, shop_kpis
 from jobs.analytics.rfm import rfm_scores
-from jobs.analytics.segments import segment_table
+from jobs.analytics.segments import segment_table, segments_off
+from jobs.analytics.vip_tiers import vip_tier
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class AnalysisResult:
     bgnbd: BgNbdParams | None
     gamma_gamma: GammaGammaParams | None
     extra: dict[str, object] = field(default_factory=dict)
+    segments_off: dict[str, str] = field(default_factory=dict)  # enabled segments the data cannot decide: why
 
     def to_json_dict(self) -> dict[str, object]:
         """A JSON-ready summary (no per-customer rows)."""
@@ -46,6 +48,7 @@ class AnalysisResult:
             },
             "kpis": self.kpis,
             "segments": {name: int(self.segments[name].sum()) for name in self.segments.columns},
+            "segments_off": self.segments_off,
             "cohorts": {cohort: [None if pd.isna(v) else float(v) for v in row]
                         for cohort, row in zip(self.cohorts.index, self.cohorts.to_numpy())},
             **self.extra,
@@ -68,8 +71,8 @@ def _clean(value: object) -> object:
 
 
 def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
-            checkouts: pd.DataFrame | None = None) -> AnalysisResult:
-    """Run the whole customer analytics on one shop's orders as of a day."""
+            checkouts: pd.DataFrame | None = None, birth_dates: pd.Series | None = None) -> AnalysisResult:
+    """Run the whole customer analytics on one shop's orders as of a day (birth_dates: per customer id)."""
     today = as_of_day(as_of)
     shop_orders = orders
     if "anonymous" in orders.columns:
@@ -87,10 +90,29 @@ def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
             zeros = pd.DataFrame({"number_of_orders": 0, "amount_spent": 0.0}, index=extra_ids)
             customers = pd.concat([customers, zeros])
             customers.index.name = "customer_id"
+    customers = _with_birth_dates(customers, birth_dates)
+    customers["vip_tier"] = vip_tier(customers, settings.vip_tiers)
     segments = segment_table(customers, orders, checkouts, today, settings)
     kpis = shop_kpis(features, predictions.frame, orders, today, settings.kpi_period_days, shop_orders=shop_orders)
     return AnalysisResult(today, customers, segments, kpis, cohort_matrix(orders, today), predictions.model,
-                          predictions.bgnbd, predictions.gamma_gamma)
+                          predictions.bgnbd, predictions.gamma_gamma, segments_off=segments_off(customers, settings))
+
+
+def _with_birth_dates(customers: pd.DataFrame, birth_dates: pd.Series | None) -> pd.DataFrame:
+    """Customers with a `birth_date` column; people known only by a birth date join as zero-order customers (a
+    birthday message needs no past order)."""
+    if birth_dates is None:
+        return customers
+    known = pd.to_datetime(birth_dates, errors="coerce").dropna()
+    known.index = known.index.astype(str)
+    extra_ids = known.index.difference(customers.index)
+    if len(extra_ids):
+        zeros = pd.DataFrame({"number_of_orders": 0, "amount_spent": 0.0}, index=extra_ids)
+        customers = pd.concat([customers, zeros])
+        customers.index.name = "customer_id"
+    customers = customers.copy()
+    customers["birth_date"] = known.reindex(customers.index)
+    return customers
 
 
 def holdout_deciles(result: AnalysisResult, orders: pd.DataFrame, end: AsOf) -> list[dict[str, float]]:

@@ -42,17 +42,16 @@ def orders_from_lines(lines: pd.DataFrame) -> pd.DataFrame:
     frame["processed_at"] = to_naive_utc(frame["processed_at"])
     if "quantity" not in frame.columns:
         frame["quantity"] = 1
-    if "discount" not in frame.columns:
-        frame["discount"] = 0.0
-    frame["discount"] = pd.to_numeric(frame["discount"], errors="coerce").fillna(0.0)
-    frame["_disc"] = frame["discount"].abs() > 0
     aggregations: dict[str, tuple[str, str]] = {
         "customer_id": ("customer_id", "first"),
         "processed_at": ("processed_at", "min"),
         "amount": ("amount", "sum"),
-        "discounted": ("_disc", "any"),
         "items": ("quantity", "sum"),
     }
+    # Without a discount column nobody is known to pay full price: no `discounted` column, discount_share unknown.
+    if "discount" in frame.columns:
+        frame["_disc"] = pd.to_numeric(frame["discount"], errors="coerce").abs() > 0
+        aggregations["discounted"] = ("_disc", "any")
     orders = frame.groupby("order_id", sort=False).agg(**aggregations).reset_index()
     if "category" in frame.columns:
         cats = frame.dropna(subset=["category"]).groupby("order_id", sort=False)["category"]
@@ -96,7 +95,7 @@ def customer_features(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
 
     spend = np.bincount(codes_s, weights=amount, minlength=n)
     gross = valid["gross"].to_numpy(dtype=float)[order] if "gross" in valid.columns else amount
-    discounted = valid["discounted"].to_numpy(dtype=float)[order] if "discounted" in valid.columns else np.zeros(len(order))
+    discounted = valid["discounted"].to_numpy(dtype=float)[order] if "discounted" in valid.columns else None
     items = valid["items"].to_numpy(dtype=float)[order] if "items" in valid.columns else np.ones(len(order))
     with np.errstate(invalid="ignore", divide="ignore"):
         gaps = np.where(count > 1, (last_day - first_day) / (count - 1), np.nan)
@@ -122,7 +121,8 @@ def customer_features(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
             "aov": spend / np.maximum(count, 1),
             "days_since_last_order": (today_day - last_day).astype(np.int64),
             "avg_days_between_orders": gaps,
-            "discount_share": np.bincount(codes_s, weights=discounted, minlength=n) / np.maximum(count, 1),
+            "discount_share": (np.full(n, np.nan) if discounted is None
+                               else np.bincount(codes_s, weights=discounted, minlength=n) / np.maximum(count, 1)),
             "items_per_order": np.bincount(codes_s, weights=items, minlength=n) / np.maximum(count, 1),
             "x": x.astype(np.int64),
             "t_x": (last_day - first_day) / 7.0,

@@ -8,7 +8,9 @@ import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings, CustomSegment
 from connector.segment_rules import parse_rule
+from jobs.analytics.birthdays import birthday_segments, has_birth_dates
 from jobs.analytics.rules import evaluate
+from jobs.analytics.vip_tiers import tier_segments
 from jobs.analytics.features import AsOf, as_of_day, valid_orders
 from jobs.analytics.rfm import GROUPS, group_slug
 
@@ -62,10 +64,30 @@ def cart_abandoners(checkouts: pd.DataFrame | None, last_order: pd.Series, as_of
     return set(latest.index[~(ordered >= latest).fillna(False).to_numpy(dtype=bool)])
 
 
+NO_DISCOUNT_DATA = "no discount data (a CSV needs a discount column)"
+NO_BIRTH_DATES = "no customer has a birth date"
+
+
+def segments_off(customers: pd.DataFrame, settings: AnalyticsSettings) -> dict[str, str]:
+    """Enabled segments the data cannot decide, with the reason: they are left out, not filled with False."""
+    s = settings.segments
+    off: dict[str, str] = {}
+    share = customers["discount_share"] if "discount_share" in customers.columns else pd.Series(dtype=float)
+    if not share.notna().any():
+        off.update({name: NO_DISCOUNT_DATA for name in ("discount_shopper", "full_price")
+                    if getattr(s, name).enabled})
+    if not has_birth_dates(customers):
+        off.update({name: NO_BIRTH_DATES for name in ("birthday_this_month", "birthday_soon")
+                    if getattr(s, name).enabled})
+    return off
+
+
 def builtin_segments(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame | None,
                      as_of: AsOf, settings: AnalyticsSettings) -> pd.DataFrame:
-    """Membership of every enabled built-in segment; customers must carry features, RFM and predictions."""
+    """Membership of every enabled built-in segment the data can decide (see segments_off); customers must carry
+    features, RFM and predictions."""
     s = settings.segments
+    off = segments_off(customers, settings)
     today = as_of_day(as_of)
     orders_n = customers["number_of_orders"].fillna(0)
     buyers = orders_n >= 1
@@ -109,7 +131,13 @@ def builtin_segments(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: p
         group = column("rfm_group")
         for name in GROUPS:
             out[group_slug(name)] = group == name
-    frame = pd.DataFrame({k: v.fillna(False).astype(bool) for k, v in out.items()}, index=customers.index)
+    if "birth_date" in customers.columns:
+        birthdays = birthday_segments(customers["birth_date"], as_of, s.birthday_soon.days)
+        out.update({k: v for k, v in birthdays.items() if getattr(s, k).enabled})
+    if "vip_tier" in customers.columns:
+        out.update(tier_segments(customers["vip_tier"], settings.vip_tiers))
+    frame = pd.DataFrame({k: v.fillna(False).astype(bool) for k, v in out.items() if k not in off},
+                         index=customers.index)
     return frame
 
 

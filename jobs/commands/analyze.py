@@ -11,63 +11,115 @@ import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
 from jobs.analytics.analyze import AnalysisResult, analyze, holdout_deciles
-from jobs.analytics.features import orders_from_lines
+from jobs.transactions.read import InputError, Transactions, read_transactions
+from jobs.transactions.values import at_lines
 
-REQUIRED = ("customer_id", "order_id", "processed_at", "amount")
+CUSTOMER_COLUMNS = ("customer_id", "segments", "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score",
+                    "rfm_group", "vip_tier", "number_of_orders", "amount_spent", "predicted_clv", "p_alive",
+                    "expected_next_order_date", "birth_date")
 
 
 def register(subparsers: Any) -> None:
     """Add the `analyze` parser."""
     parser = subparsers.add_parser(
         "analyze", help="segments, RFM, CLV and KPIs from a transaction CSV",
-        description="Columns: customer_id,order_id,processed_at,amount[,product_id,quantity,discount]; "
-                    "one row per order or per line (line amounts are summed per order).")
+        description="Columns: customer_id,order_id,processed_at,amount[,product_id,quantity,discount,category,"
+                    "birth_date]; one row per order or per line (line amounts are summed per order). See the "
+                    "README section 'retention analyze: input rules'.")
     parser.add_argument("file", help="transaction CSV (may be gzipped)")
-    parser.add_argument("--as-of", help="analysis date (default: the last date in the file)")
+    parser.add_argument("--as-of", help="analysis date (default: the last date in the file, never after today)")
     parser.add_argument("--calibration-end", help="fit on data up to this date and compare predicted vs actual "
                                                   "repeat purchases per decile after it")
+    order = parser.add_mutually_exclusive_group()
+    order.add_argument("--dayfirst", dest="dayfirst", action="store_true", default=None,
+                       help="dates such as 01/02/2026 are day/month/year")
+    order.add_argument("--monthfirst", dest="dayfirst", action="store_false",
+                       help="dates such as 01/02/2026 are month/day/year")
+    parser.add_argument("--customers", metavar="OUT.csv", help="also write one row per customer: segments, RFM "
+                                                               "scores and group, predicted CLV, P(alive), next order")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
-def read_orders(path: str) -> pd.DataFrame:
-    """Read a transaction CSV into the orders frame."""
-    lines = pd.read_csv(path, dtype={"customer_id": str, "order_id": str, "product_id": str})
-    missing = [c for c in REQUIRED if c not in lines.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; need {','.join(REQUIRED)}")
-    lines["amount"] = pd.to_numeric(lines["amount"], errors="coerce").fillna(0.0)
-    return orders_from_lines(lines)
+def read_orders(path: str, dayfirst: bool | None = None) -> pd.DataFrame:
+    """Read a transaction CSV into the orders frame (InputError, a ValueError, names the bad lines)."""
+    return read_transactions(path, dayfirst).orders
+
+
+def _as_of(read: Transactions, path: str, chosen: str | None, today: pd.Timestamp, notes: list[str]) -> pd.Timestamp:
+    """The analysis day; rows dated after today are reported and never move it."""
+    dates = read.line_dates
+    future = dates >= (today + pd.Timedelta(days=1)).to_datetime64()
+    if future.any():
+        counted = "" if not chosen else " (counted only up to --as-of)"
+        notes.append(f"warning: {at_lines(path, read.line_numbers[future])}: dated after today ({today.date()})"
+                     + (counted or "; not counted, and the analysis date stays the last date up to today"))
+    if chosen:
+        return pd.Timestamp(chosen).normalize()
+    past = dates[~future]
+    return pd.Timestamp(past.max()).normalize() if len(past) else today
 
 
 def run(args: argparse.Namespace) -> int:
     """Analyse the file and print a table or JSON."""
     try:
-        orders = read_orders(args.file)
+        read = read_transactions(args.file, args.dayfirst)
+        notes = list(read.notes)
+        today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+        as_of = _as_of(read, args.file, args.as_of, today, notes)
+        calibration_end = pd.Timestamp(args.calibration_end).normalize() if args.calibration_end else None
+    except InputError as exc:
+        for problem in exc.problems:
+            print(f"retention analyze: {problem}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as exc:
         print(f"retention analyze: {exc}", file=sys.stderr)
         return 2
-    if orders.empty:
-        print("retention analyze: no orders in the file", file=sys.stderr)
-        return 2
-    last = orders["processed_at"].max().normalize()
-    as_of = pd.Timestamp(args.as_of) if args.as_of else last
     settings = AnalyticsSettings()
-    if args.calibration_end:
-        calibration_end = pd.Timestamp(args.calibration_end)
-        result = analyze(orders, settings, calibration_end)
-        holdout = holdout_deciles(result, orders, as_of)
+    if calibration_end is not None:
+        result = analyze(read.orders, settings, calibration_end, birth_dates=read.birth_dates)
+        holdout = holdout_deciles(result, read.orders, as_of)
         result = AnalysisResult(**{**vars(result), "extra": {
             "calibration_end": calibration_end.date().isoformat(), "holdout_end": as_of.date().isoformat(),
             "holdout_deciles": holdout}})
     else:
-        result = analyze(orders, settings, as_of)
-    payload = result.to_json_dict()
+        result = analyze(read.orders, settings, as_of, birth_dates=read.birth_dates)
+    for note in notes:
+        print(f"retention analyze: {note}", file=sys.stderr)
+    if args.customers:
+        try:
+            write_customers(result, args.customers)
+        except OSError as exc:
+            print(f"retention analyze: {args.customers}: {exc}", file=sys.stderr)
+            return 2
+    payload = {**result.to_json_dict(), "input": {"file": args.file, "rows": read.rows, "notes": notes}}
     if args.json:
         print(json.dumps(payload))
     else:
         print(render(payload))
     return 0
+
+
+def customer_table(result: AnalysisResult) -> pd.DataFrame:
+    """One row per customer: segments (space separated), RFM, tier, CLV, P(alive), expected next order."""
+    customers = result.customers
+    segments = result.segments.reindex(customers.index, fill_value=False)
+    names = segments.columns.to_numpy(dtype=object)
+    matrix = segments.to_numpy(dtype=bool)
+    table = pd.DataFrame(index=customers.index)
+    table["segments"] = [" ".join(names[row]) for row in matrix]
+    for name in CUSTOMER_COLUMNS[2:]:
+        table[name] = customers[name] if name in customers.columns else None
+    for name in ("expected_next_order_date", "birth_date"):
+        dates = pd.to_datetime(table[name], errors="coerce")
+        table[name] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), "")
+    table = table.reset_index().rename(columns={"index": "customer_id"})
+    return table.sort_values("customer_id", kind="stable")[list(CUSTOMER_COLUMNS)]
+
+
+def write_customers(result: AnalysisResult, path: str) -> None:
+    """Write the per-customer table as CSV (numbers as read; unknown values empty)."""
+    customer_table(result).to_csv(path, index=False, float_format="%.6g")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
@@ -91,6 +143,9 @@ def render(payload: dict[str, Any]) -> str:
             parts += [label, _table([(k, _fmt(v)) for k, v in payload[key].items()]), ""]
     parts += ["KPIs", _table([(k, _fmt(v)) for k, v in payload["kpis"].items()]), ""]
     parts += ["Segments", _table([(k, str(v)) for k, v in payload["segments"].items()])]
+    if payload.get("segments_off"):
+        parts += ["", "Off (the data cannot decide them)",
+                  _table([(k, str(v)) for k, v in payload["segments_off"].items()])]
     if payload.get("holdout_deciles"):
         rows = [("decile", "customers", "predicted", "actual")]
         rows += [(str(r["decile"]), str(r["customers"]), f"{r['predicted']:.1f}", f"{r['actual']:.0f}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from adapters.registry import REGISTRY
+from adapters.registry import adapters_for
 from connector import database, inbox, queue
 from connector.config import load_settings
 from connector.runtime import open_redis
@@ -23,7 +23,7 @@ async def _run(args: argparse.Namespace) -> int:
         elif args.replay:
             count = await inbox.requeue_failed(args.ids or None)
             handle = open_redis(settings)
-            services = Services(settings=settings, redis=handle, adapters=REGISTRY)
+            services = Services(settings=settings, redis=handle, adapters=adapters_for(settings))
             queued = 0
             for inbox_id, attempts in await inbox.stale_pending(0, limit=100_000):
                 queued += await services.enqueue(queue.APPLY_EVENT, inbox_id, job_id=queue.apply_id(inbox_id, attempts, "replay"))

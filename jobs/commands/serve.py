@@ -8,7 +8,7 @@ import sys
 
 import uvicorn
 
-from adapters.registry import REGISTRY
+from adapters.registry import adapters_for
 from connector.app import create_app
 from connector.config import load_settings
 
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that was there before:
     # make that handler a clean exit, so a stopped server reports success.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(settings, REGISTRY), host=host, port=port, log_level=settings.runtime.log_level.lower(),
+    uvicorn.run(create_app(settings, adapters_for(settings)), host=host, port=port, log_level=settings.runtime.log_level.lower(),
                 timeout_graceful_shutdown=10)
     return 0
 

@@ -5,7 +5,7 @@ import argparse
 import asyncio
 import logging
 
-from adapters.registry import REGISTRY
+from adapters.registry import adapters_for
 from connector.config import load_settings
 from connector.runtime import open_redis
 from jobs.worker import build_worker
@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     handle = open_redis(settings)
     try:
         asyncio.set_event_loop(asyncio.new_event_loop())
-        worker = build_worker(settings, handle, REGISTRY, burst=args.burst)
+        worker = build_worker(settings, handle, adapters_for(settings), burst=args.burst)
         worker.run()
     finally:
         handle.close()

@@ -35,6 +35,7 @@ class ShopFrames:
     checkouts: pd.DataFrame  # customer_id, created_at, completed
     # How the store's counts become the analysed ones (README "KPI definitions"): orders left out and why, guests.
     reconciliation: dict[str, Any] = field(default_factory=dict)
+    birth_dates: pd.Series | None = None  # customer_id -> birth date (datetime64), only customers who have one
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,15 @@ async def shop_context(shop_id: int, settings: "Settings | None" = None) -> Shop
     return ShopContext(str(platform), str(currency) if currency else None, paid)
 
 
+async def load_birth_dates(shop_id: int) -> pd.Series:
+    """Birth dates of the shop's customers who have one (not deleted): the birthday segments read them."""
+    raw = await columns("SELECT platform_id, birth_date FROM customer WHERE shop_id = ? AND birth_date IS NOT NULL "
+                        "AND deleted_at IS NULL", [shop_id], ("customer_id", "birth_date"))
+    dates = pd.to_datetime(pd.Series(raw["birth_date"].to_numpy(), dtype=object).astype(str), errors="coerce",
+                           format="ISO8601")
+    return pd.Series(dates.to_numpy(), index=pd.Index(raw["customer_id"].astype(str).to_numpy(), name="customer_id"))
+
+
 async def load_shop(shop_id: int, settings: "Settings | None" = None) -> ShopFrames:
     """One load of everything a recompute needs."""
     gone = await deleted_customers(shop_id)
@@ -264,4 +274,5 @@ async def load_shop(shop_id: int, settings: "Settings | None" = None) -> ShopFra
         log.warning("shop %s: %s order(s) in another currency than %s without a stored rate left out: %s", shop_id,
                     reconciliation["other_currency"], reconciliation["currency"] or "(unknown)",
                     reconciliation.get("other_currencies"))
-    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone), reconciliation)
+    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone), reconciliation,
+                      await load_birth_dates(shop_id))

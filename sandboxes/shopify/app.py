@@ -329,7 +329,9 @@ class Sandbox(BulkOperations):
         for topic, payload in events:
             for sub in subscriptions:
                 if sub["topic"] == topic_enum(topic):
-                    headers, body = self.signed(topic, payload)
+                    with self.store.lock:
+                        sent = self.store.with_metafields(payload, sub.get("metafieldNamespaces") or [])
+                    headers, body = self.signed(topic, sent)
                     out.append((sub["uri"], headers, body))
         return out
 

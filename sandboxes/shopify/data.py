@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,7 @@ class StoreData:
     """Plain records (snake_case, Decimal money, aware datetimes) the sandbox store serves."""
 
     customers: list[dict[str, Any]] = field(default_factory=list)
+    birth_dates: dict[int, str] = field(default_factory=dict)  # customer id -> facts.birth_date (YYYY-MM-DD)
     products: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = ID_BASE
@@ -123,6 +124,12 @@ def seed_store(n_customers: int, n_products: int, days: int = 365, seed: int = 0
         email = f"guest{rng.randint(1, 10**6)}@example.org"
         data.orders.append(_order(rng, ids, None, email, moment, by_type, list(by_type)[:1]))
     data.orders.sort(key=lambda o: (o["created_at"], o["id"]))
+    # About a third of the customers told the shop their birthday (their own generator: the rest stays as it was).
+    born = random.Random(seed + 1)
+    for c in data.customers:
+        if born.random() < 0.35:
+            day = date(born.randint(1950, 2006), 1, 1) + timedelta(days=born.randint(0, 364))
+            data.birth_dates[c["id"]] = day.isoformat()
     data.next_id = ids.value
     return data
 

@@ -56,11 +56,29 @@ class Store:
         data = seed_store(n_customers, n_products, days=days, seed=seed)
         with self.lock:
             self.customers.update({c["id"]: c for c in data.customers})
+            for ident, born in data.birth_dates.items():
+                self.metafields[(gid("Customer", ident), "facts", "birth_date")] = {
+                    "type": "date", "value": born, "updated_at": self.customers[ident]["created_at"]}
             self.products.update({p["id"]: p for p in data.products})
             self.orders.update({o["id"]: o for o in data.orders})
             self.ids.value = max(self.ids.value, data.next_id)
             newest = max([r["updated_at"] for r in [*data.customers, *data.products, *data.orders]], default=self.last_stamp)
             self.last_stamp = max(self.last_stamp, newest)
+
+    def with_metafields(self, payload: dict[str, Any], namespaces: list[str]) -> dict[str, Any]:
+        """A resource payload plus its `metafields` in these namespaces, as a subscription with
+        metafieldNamespaces receives it."""
+        owner = payload.get("admin_graphql_api_id")
+        if not namespaces or not isinstance(owner, str):
+            return payload
+        wanted = {self.namespace(n) for n in namespaces}
+        fields = [{"id": index + 1, "namespace": ns, "key": key, "value": value["value"], "type": value["type"],
+                   "description": None, "owner_id": payload.get("id"), "owner_resource": owner.split("/")[-2].lower(),
+                   "created_at": iso(value.get("updated_at")), "updated_at": iso(value.get("updated_at")),
+                   "admin_graphql_api_id": gid("Metafield", index + 1)}
+                  for index, ((who, ns, key), value) in enumerate(sorted(self.metafields.items()))
+                  if who == owner and ns in wanted]
+        return {**payload, "metafields": fields}
 
     def namespace(self, value: str | None) -> str:
         """`$app` / `$app:x` resolve to the app-owned namespace, as Shopify does for the calling app."""
@@ -205,7 +223,8 @@ class Store:
         if any(s["topic"] == topic and s["uri"] == uri for s in self.subscriptions.values()):
             return None, [user_error("Address for this topic has already been taken", ["webhookSubscription", "callbackUrl"])]
         ident = self.ids()
-        record = {"__typename": "WebhookSubscription", "id": gid("WebhookSubscription", ident), "topic": topic, "uri": uri}
+        record = {"__typename": "WebhookSubscription", "id": gid("WebhookSubscription", ident), "topic": topic, "uri": uri,
+                  "metafieldNamespaces": list(spec.get("metafieldNamespaces") or [])}
         self.subscriptions[ident] = record
         return record, []
 

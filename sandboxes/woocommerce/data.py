@@ -92,6 +92,11 @@ def generate(seed: int = 7, now: datetime | None = None, customers: int = 40, gu
         created = start + timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86_000))
         out["customers"].append(customer(cid, first, last, email, created))
         people.append((cid, first, last, email))
+    born = random.Random(seed + 1)  # its own generator: the rest of the store stays as it was
+    for record in out["customers"]:
+        if born.random() < 0.35:  # a birthday plugin's user meta (the key is [woocommerce] birth_date_meta_key)
+            day = datetime(born.randint(1950, 2006), 1, 1) + timedelta(days=born.randint(0, 364))
+            record["meta_data"].append({"id": 9000 + record["id"], "key": "birth_date", "value": day.date().isoformat()})
     for g in range(guests):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         # Mixed case on purpose: guest identity is the normalized billing email.

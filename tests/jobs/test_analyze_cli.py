@@ -16,7 +16,8 @@ from tests.fixtures import CDNOW
 REPO = Path(__file__).resolve().parents[2]
 PURE = ["jobs/analytics/features.py", "jobs/analytics/rfm.py", "jobs/analytics/clv.py", "jobs/analytics/kpis.py",
         "jobs/analytics/segments.py", "jobs/analytics/analyze.py", "jobs/analytics/rules.py",
-        "connector/segment_rules.py", "connector/analytics_settings.py"]
+        "connector/segment_rules.py", "connector/analytics_settings.py", "jobs/analytics/refunds.py",
+        "jobs/analytics/birthdays.py", "jobs/analytics/vip_tiers.py"]
 IO = {"tortoise", "httpx", "redis", "arq", "starlette", "sqlite3", "socket", "urllib", "requests", "os", "io",
       "subprocess", "pathlib", "time", "datetime"}
 

@@ -116,7 +116,10 @@ async def test_on_installed_registers_webhooks_and_definitions_once(env: Env) ->
     assert len(topics) == 16 and "CUSTOMER_TAGS_ADDED" in topics and "BULK_OPERATIONS_FINISH" in topics
     assert {s["uri"] for s in store.subscriptions.values()} == {f"{APP}/webhooks/shopify"}
     keys = {(owner, key): d for (owner, _ns, key), d in store.definitions.items()}
-    assert len(keys) == 10
+    assert len(keys) == 11 and keys[("CUSTOMER", "vip_tier")]["type"] == "single_line_text_field"
+    # Customer payloads carry facts.birth_date: their subscriptions ask for the `facts` metafield namespace.
+    assert {s["topic"] for s in store.subscriptions.values() if s["metafieldNamespaces"] == ["facts"]} == {
+        "CUSTOMERS_CREATE", "CUSTOMERS_UPDATE"}
     assert keys[("CUSTOMER", "predicted_clv")]["type"] == "number_decimal"
     assert keys[("CUSTOMER", "cross_sell")]["type"] == "list.product_reference"
     assert keys[("PRODUCT", "bought_together")]["type"] == "list.product_reference"
@@ -124,7 +127,7 @@ async def test_on_installed_registers_webhooks_and_definitions_once(env: Env) ->
     assert all(d["access"] == {"storefront": "PUBLIC_READ"} for d in store.definitions.values())
     before = dict(env.sandbox.usage)
     await ADAPTER.on_installed(conn)  # reinstall: nothing new, no error
-    assert len(store.subscriptions) == 16 and len(store.definitions) == 10
+    assert len(store.subscriptions) == 16 and len(store.definitions) == 11
     assert env.sandbox.usage["webhookSubscriptionCreate"] == before["webhookSubscriptionCreate"]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from adapters.woocommerce.mapping import map_product, normalize
 from connector.errors import Fatal
-from connector.model import Customer, Delete, Ignored, Kind, Order, Product, Upsert, guest_id
+from connector.model import NO_BIRTH_DATE, Customer, Delete, Ignored, Kind, Order, Product, Upsert, guest_id
 from tests.adapters.woocommerce.support import fixture
 
 
@@ -87,7 +87,8 @@ def test_deletions_carry_only_the_id_and_restores_upsert() -> None:
 def test_customers_map_with_email_and_no_tags() -> None:
     (customer,) = entities("customer.updated", fixture("customer.json"))
     assert customer == Customer(platform_id="25", updated_at=utc(2017, 3, 21, 19, 9, 30), email="john.doe@example.com",
-                                is_guest=False, first_name="John", last_name="Doe", created_at=utc(2017, 3, 21, 19, 9, 28))
+                                is_guest=False, first_name="John", last_name="Doe", created_at=utc(2017, 3, 21, 19, 9, 28),
+                                birth_date=NO_BIRTH_DATE)  # its meta_data lists no birth_date key: it has none
     assert customer.tags is None  # WooCommerce has no customer tags: keep what we hold
     ids = [e.platform_id for c in fixture("customers-list.json") for e in entities("customer.created", c)]
     assert ids == ["26", "25"]

@@ -1,0 +1,16 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise import fields
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0003_customer_changed_at')]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name='CustomerRow',
+            name='birth_date',
+            field=fields.DateField(null=True),
+        ),
+    ]
