@@ -13,6 +13,7 @@ from typing import Any
 
 from connector.analytics_settings import AnalyticsSettings, validate_custom_segments
 from connector.errors import ConfigError
+from connector.merchant_settings import Billing, Flow, NativeSegments, check_merchant_settings
 from connector.recommend_settings import RecommendSettings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "app.toml"
@@ -142,6 +143,9 @@ class Settings:
     recommendations: RecommendSettings = RecommendSettings()
     writeback: Writeback = Writeback()
     schedules: Schedules = Schedules()
+    native_segments: NativeSegments = NativeSegments()
+    flow: Flow = Flow()
+    billing: Billing = Billing()
     secrets: Secrets = Secrets()
 
     @property
@@ -278,4 +282,5 @@ def _check(settings: Settings) -> list[str]:
     if len(settings.writeback.tag_prefix) > 20:
         problems.append("writeback.tag_prefix: at most 20 characters")
     problems.extend(f"analytics.{p}" for p in validate_custom_segments(settings.analytics))
+    problems.extend(check_merchant_settings(settings.native_segments, settings.flow, settings.billing))
     return problems

@@ -13,7 +13,7 @@ import pytest
 from sandboxes.shopify.payloads import gid
 from sandboxes.shopify.store import Store
 from sandboxes.shopify.theme import Storefront
-from tests.support.browser import screenshot
+from tests.support.screenshots import screenshot
 
 NS = "$app:retention"
 
