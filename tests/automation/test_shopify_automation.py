@@ -91,6 +91,10 @@ async def test_native_segments_mirror_the_shops_segments_and_follow_its_settings
     after = ours(shop.sandbox)
     assert "Retention · VIP" not in after and after["Came back"] == "customer_tags CONTAINS 'rt:repeat'"
     assert merchant_id in {f"gid://shopify/Segment/{k}" for k in shop.sandbox.merchant.segments}
+    # Before uninstalling (the token is revoked at app/uninstalled): ours go, the merchant's stay.
+    removed = await REGISTRY[Platform.SHOPIFY].sync_segments(await shops.connection(off, shop.shop_id), [])  # type: ignore[attr-defined]
+    assert len(removed.delete) == len(after) - 1
+    assert [s["name"] for s in shop.sandbox.merchant.segments.values()] == ["Newsletter readers"]
 
 
 async def test_flow_triggers_fire_once_for_each_change_a_recompute_finds(shop: ShopifyShop) -> None:
