@@ -26,6 +26,7 @@ from connector.config import Settings, load_settings
 from connector.database import json_column
 from connector.db import CustomerRow, InboxRow, OrderRow, ProductRow, ShopRow
 from connector.model import InstallState
+from sandboxes import demo_act
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = "demo-store.myshopify.com"
@@ -290,6 +291,8 @@ async def main_async(args: argparse.Namespace) -> int:
         writeback = time.monotonic() - t0 - backfill
         await until("the echo of our writes to settle", lambda: quiet(row.id), procs)
         await report(settings, row.id, seeded, {"backfill": backfill, "writeback": writeback})
+        await demo_act.report(settings, row.id)  # native segments and Flow triggers
+        await until("the worker to settle", lambda: quiet(row.id, settle=10), procs)
     except Exception as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         for name in procs.running:

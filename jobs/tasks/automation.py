@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from connector import billing, billing_store, flow_store, shops
@@ -68,7 +68,7 @@ async def record_flow(settings: Settings, row: ShopRow, computed: Computed, as_o
     the state still moves, so changes from a period without writing never fire later as stale triggers)."""
     if not settings.flow.enabled:
         return 0
-    today = as_of.date() if isinstance(as_of, datetime) else date.today()
+    today = as_of.date()
     tracked = list(settings.flow.segments) or segment_slugs(computed)
     current = states(computed.analysis.customers, computed.analysis.segments, tracked, today, settings.flow.birthday_days)
     raw = await flow_store.load_states(row.id)
