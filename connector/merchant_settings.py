@@ -6,17 +6,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class NativeSegments:
-    """`[native_segments]`: one Shopify customer segment per segment the shop has on, queried on our tag."""
+    """`[native_segments]`: one Shopify customer segment per segment the shop has on, queried on our tag.
 
-    enabled: bool = True
+    Off unless app.toml turns it on (the shipped one does): a bare Settings() makes no call beyond the write-back."""
+
+    enabled: bool = False
     name_prefix: str = "Retention · "
 
 
 @dataclass(frozen=True)
 class Flow:
-    """`[flow]`: Flow triggers sent when a recompute changes a customer."""
+    """`[flow]`: Flow triggers sent when a recompute changes a customer (off unless app.toml turns it on)."""
 
-    enabled: bool = True
+    enabled: bool = False
     segments: tuple[str, ...] = ()  # entered/left triggers for these segments; empty: every segment the shop has on
     churn_threshold: float = 0.7  # churn risk = 1 - probability alive
     birthday_days: int = 7

@@ -107,9 +107,19 @@ async def after_recompute(settings: Settings, adapter: Adapter, row: ShopRow, co
     queued = await record_flow(settings, row, computed, as_of, writing)
     if not writing:
         return out
-    segments = await sync_native_segments(settings, adapter, row, computed, full)
-    if segments is not None:
-        out["native_segments"] = segments
+    # A store that does not answer delays these to the next run (the digest is not stored, the calls stay pending);
+    # the write-back already done stands.
+    try:
+        segments = await sync_native_segments(settings, adapter, row, computed, full)
+        if segments is not None:
+            out["native_segments"] = segments
+    except (Retryable, Fatal) as exc:
+        log.warning("shop %s: native segments not synced: %s", row.id, exc)
+        out["native_segments"] = {"error": str(exc)[:200]}
     if settings.flow.enabled:
-        out["flow"] = {"queued": queued, **await send_flow(settings, adapter, row)}
+        try:
+            out["flow"] = {"queued": queued, **await send_flow(settings, adapter, row)}
+        except (Retryable, Fatal) as exc:
+            log.warning("shop %s: Flow triggers not sent: %s", row.id, exc)
+            out["flow"] = {"queued": queued, "error": str(exc)[:200]}
     return out
