@@ -147,6 +147,7 @@ class MerchantApps:
             self.flow_refused.append({"handle": handle, "payload": payload, "problems": ["unknown handle"]})
             return [user_error(f"Invalid handle '{handle}'", ["handle"])]
         problems = payload_problems(definition, payload)
+        # A size cap on trigger payloads, from memory (not verified in platforms/shopify.md); ours are < 1 KB.
         if len(json.dumps(payload).encode()) > 50_000:
             problems.append("payload is larger than 50 KB")
         if problems:

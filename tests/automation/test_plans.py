@@ -130,3 +130,17 @@ def test_run_stamp_is_stable() -> None:
     from jobs.flow_events import run_stamp
 
     assert run_stamp(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "20260102T030405"
+
+
+def test_the_sandbox_refuses_what_shopify_refuses_for_segments() -> None:
+    from sandboxes.shopify.merchant import MerchantApps
+    from sandboxes.shopify.store import Store
+
+    apps = MerchantApps(Store(shop="s.myshopify.com", client_id="c"))
+    made, errors = apps.segment_create("Retention · VIP", "customer_tags CONTAINS 'rt:vip'")
+    assert errors == [] and made is not None
+    assert apps.segment_create("retention · vip", "customer_tags CONTAINS 'rt:x'")[1][0]["message"] == "Name has already been taken"
+    assert "Query is invalid" in apps.segment_create("Other", "customer_tags CONTAINS rt:vip")[1][0]["message"]
+    assert apps.segment_update("gid://shopify/Segment/999", name="x")[1][0]["message"] == "Segment does not exist"
+    assert apps.segment_delete(made["id"]) == (made["id"], [])
+    assert apps.flow_trigger_receive("no-such-trigger", {"customer_id": 1})[0]["field"] == ["handle"]
