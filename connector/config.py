@@ -13,6 +13,7 @@ from typing import Any
 
 from connector.analytics_settings import AnalyticsSettings, validate_custom_segments, validate_vip_tiers
 from connector.errors import ConfigError
+from connector.merchant_settings import Billing, Flow, NativeSegments, check_merchant_settings
 from connector.recommend_settings import RecommendSettings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "app.toml"
@@ -166,6 +167,9 @@ class Settings:
     recommendations: RecommendSettings = RecommendSettings()
     writeback: Writeback = Writeback()
     schedules: Schedules = Schedules()
+    native_segments: NativeSegments = NativeSegments()
+    flow: Flow = Flow()
+    billing: Billing = Billing()
     secrets: Secrets = Secrets()
 
     @property
@@ -303,4 +307,5 @@ def _check(settings: Settings) -> list[str]:
         problems.append("writeback.tag_prefix: at most 20 characters")
     problems.extend(f"analytics.{p}" for p in validate_custom_segments(settings.analytics))
     problems.extend(f"analytics.{p}" for p in validate_vip_tiers(settings.analytics))
+    problems.extend(check_merchant_settings(settings.native_segments, settings.flow, settings.billing))
     return problems

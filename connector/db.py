@@ -281,3 +281,37 @@ class DataExportRow(Model):
     class Meta:
         table = "data_export"
         unique_together = (("shop", "request_id"),)
+
+
+class FlowStateRow(Model):
+    """A customer's Flow-relevant state after the last recompute (segments, churn risk, tier, birthday soon)."""
+
+    id = fields.IntField(primary_key=True)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
+    customer_id = fields.CharField(max_length=255)
+    state: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "flow_state"
+        unique_together = (("shop", "customer_id"),)
+
+
+class FlowOutboxRow(Model):
+    """A Flow trigger call to send once: recorded with the state change that fired it, marked when sent."""
+
+    id = fields.IntField(primary_key=True)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
+    key = fields.CharField(max_length=255)
+    handle = fields.CharField(max_length=64)
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    status = fields.CharField(max_length=20, default="pending")  # pending | sent | refused
+    error = fields.TextField(null=True)
+    created_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "flow_outbox"
+        unique_together = (("shop", "key"),)
+        indexes = (("shop_id", "status"),)

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "recommend": "jobs.commands.recommend",
     "evaluate-recs": "jobs.commands.recommend",
     "export": "jobs.commands.export",
+    "segments": "jobs.commands.segments",
 }
 
 

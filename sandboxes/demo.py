@@ -27,6 +27,7 @@ from connector.database import json_column
 from connector.db import CustomerRow, InboxRow, OrderRow, ProductRow, ShopRow
 from connector.model import InstallState
 from jobs.analytics.kpis import reconciliation_line
+from sandboxes import demo_act
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = "demo-store.myshopify.com"
@@ -297,6 +298,7 @@ async def main_async(args: argparse.Namespace) -> int:
         writeback = time.monotonic() - t0 - backfill
         await until("the echo of our writes to settle", lambda: quiet(row.id), procs)
         await report(settings, row.id, seeded, {"backfill": backfill, "writeback": writeback})
+        await demo_act.report(settings, row.id)  # native segments and Flow triggers
         # The echoes of the last writes may still be arriving on a busy machine: let the worker finish them first,
         # so it stops idle (a worker stopped mid-job waits for the job).
         await until("the last echoes to be applied", lambda: quiet(row.id, settle=3.0), procs)

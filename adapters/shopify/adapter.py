@@ -1,16 +1,18 @@
 """The Shopify adapter: the Adapter protocol wired to this package's modules."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from starlette.routing import BaseRoute
 
-from adapters.shopify import install, mapping, pull, setup, webhooks, writeback
+from adapters.shopify import automation, billing_routes, install, mapping, pull, setup, webhooks, writeback
 from adapters.shopify.connect import http_client, open_client
 from connector.adapter import Connection, Delivery, Page, WebhookReport
+from connector.automation import NativeSegment, SegmentPlan, Subscription, TriggerCall, TriggerResult
 from connector.config import Settings
 from connector.errors import ConfigError
+from connector.merchant_settings import Plan
 from connector.model import Change, Platform
 from connector.writeback import WritePlan, WriteResult
 
@@ -47,7 +49,7 @@ class ShopifyAdapter:
         return pull.pull(conn, kind, cursor)
 
     def routes(self) -> list[BaseRoute]:
-        return install.routes()
+        return [*install.routes(), *billing_routes.routes()]
 
     async def on_installed(self, conn: Connection) -> None:
         async with http_client() as http:
@@ -62,6 +64,19 @@ class ShopifyAdapter:
 
     async def write(self, conn: Connection, plan: WritePlan) -> WriteResult:
         return await writeback.write(conn, plan)
+
+    # Merchant tools (connector.automation.StoreAutomation): native segments, Flow triggers, billing.
+    async def sync_segments(self, conn: Connection, segments: Sequence[NativeSegment]) -> SegmentPlan:
+        return await automation.sync_segments(conn, segments)
+
+    async def send_triggers(self, conn: Connection, calls: Sequence[TriggerCall]) -> TriggerResult:
+        return await automation.send_triggers(conn, calls)
+
+    async def active_subscriptions(self, conn: Connection) -> list[Subscription]:
+        return await automation.active_subscriptions(conn)
+
+    async def create_subscription(self, conn: Connection, plan: Plan, return_url: str, test: bool) -> str:
+        return await automation.create_subscription(conn, plan, return_url, test)
 
 
 ADAPTER = ShopifyAdapter()

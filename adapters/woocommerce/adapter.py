@@ -19,7 +19,7 @@ class WooCommerceAdapter:
     """Implements connector.adapter.Adapter for WooCommerce REST API v3 stores."""
 
     platform = Platform.WOOCOMMERCE
-    sync_kinds: tuple[str, ...] = pull.KINDS  # no checkout API
+    sync_kinds: tuple[str, ...] = pull.KINDS  # checkouts: the block checkout's drafts (no cart API)
     after_uninstall_topics: frozenset[str] = frozenset()  # WooCommerce has no compliance webhooks
 
     def __init__(self, birth_date_meta_key: str = mapping.DEFAULT_BIRTH_DATE_KEY) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 from connector.errors import Fatal
 from connector.model import (
-    NO_BIRTH_DATE, STORE_CURRENCY, ZERO, Change, Customer, Delete, Ignored, Kind, LineItem, Order, Product, Refund,
-    Upsert, Variant, birth_date, guest_id, normalize_email,
+    NO_BIRTH_DATE, STORE_CURRENCY, ZERO, Change, Checkout, Customer, Delete, Ignored, Kind, LineItem, Order, Product,
+    Refund, Upsert, Variant, birth_date, guest_id, normalize_email,
 )
 
 # Order statuses (WC-ORDFN wc_get_order_statuses; Blocks adds checkout-draft; plugins add more: an open set).
@@ -27,6 +27,7 @@ VOID = frozenset({"cancelled", "failed"})
 AWAITING = frozenset({"pending", "on-hold"})
 DRAFT = frozenset({"checkout-draft", "draft", "auto-draft"})
 CENT = Decimal("0.01")
+CHECKOUT_DRAFT = "checkout-draft"
 PRODUCT_STATUS = {"publish": "active", "private": "archived", "trash": "archived"}
 DEFAULT_BIRTH_DATE_KEY = "birth_date"  # [woocommerce] birth_date_meta_key
 
@@ -157,11 +158,41 @@ def _billing_email(payload: Mapping[str, Any]) -> str | None:
     return normalize_email(_billing(payload).get("email"))
 
 
+def map_checkout_draft(order: Mapping[str, Any], oid: str) -> list[Change]:
+    """A block-checkout draft is WooCommerce's only record of a cart: an unfinished checkout (abandoned until an
+    order follows it; the cart-abandoner segment compares it with the customer's last order). A guest is keyed by
+    billing email; a draft nobody entered an email for reaches no one and is ignored."""
+    created = parse_gmt(order.get("date_created_gmt"))
+    email = _billing_email(order)
+    raw_customer = str(order.get("customer_id") or 0)
+    if created is None or (raw_customer in ("0", "") and not email):
+        return [Ignored(reason="checkout draft without a customer or email", details={"id": oid})]
+    updated = parse_gmt(order.get("date_modified_gmt")) or created
+    changes: list[Change] = []
+    if raw_customer not in ("0", ""):
+        customer_id = raw_customer
+    else:
+        customer_id = guest_id(email or "")
+        billing = _billing(order)
+        changes.append(Upsert(Customer(platform_id=customer_id, updated_at=updated, email=email, is_guest=True,
+                                       first_name=billing.get("first_name") or None,
+                                       last_name=billing.get("last_name") or None, created_at=created)))
+    try:
+        total = Decimal(str(order.get("total") or "0"))
+    except (ArithmeticError, InvalidOperation):
+        raise Fatal(f"checkout draft {oid} has an invalid total") from None
+    changes.append(Upsert(Checkout(platform_id=f"draft-{oid}", updated_at=updated, created_at=created,
+                                   customer_id=customer_id, email=email, total=total)))
+    return changes
+
+
 def map_order(payload: Any) -> list[Change]:
     """An order (and, for a guest, the guest customer keyed by billing email)."""
     order = _object(payload, "order")
     oid = _id(order.get("id"), "order")
     status = str(order.get("status") or "pending")
+    if status == CHECKOUT_DRAFT:
+        return map_checkout_draft(order, oid)
     if status in DRAFT:
         # Block-checkout drafts still fire order webhooks (woocommerce#37958, #66995): not an order yet.
         return [Ignored(reason=f"order status {status}", details={"id": oid})]

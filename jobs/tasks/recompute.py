@@ -23,6 +23,7 @@ from connector.services import Services
 from connector.store import Applied
 from connector.writeback import WritePlan, WriteResult
 from jobs.compute import Computed, compute, desired, insight_rows
+from jobs.tasks import automation
 from jobs.tasks.context import services
 from jobs.tasks.frames import load_shop
 
@@ -96,10 +97,15 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
     full = full or planned_through is None or full_refit_due(row.cursors, settings, through)
     scope = None if full else await changed_since(shop_id, datetime.fromisoformat(str(planned_through)))
     with _without_cyclic_gc():
-        summary, plan, written = await _analyse_and_plan(settings, row, as_of, started, scope)
+        summary, plan, written, computed = await _analyse_and_plan(settings, row, as_of, started, scope)
     # Read the shop again: an uninstall that arrived during the computation must stop the write.
     current = await ShopRow.get_or_none(id=shop_id)
     sent = settings.writeback.enabled and current is not None and current.state == InstallState.ACTIVE.value
+    if sent and current is not None:  # an unpaid shop keeps its data and insights; nothing is written to the store
+        decision = await automation.billing_decision(settings, adapters[Platform(current.platform)], current)
+        sent = decision.paid
+        if not decision.paid:
+            summary["billing"] = decision.reason
     if sent and current is not None and len(plan):
         result = await write_back(settings, adapters[Platform(current.platform)], current, plan)
         after = planner.record(written, result.accepted)
@@ -113,6 +119,8 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
         if refused:
             await store.mark_changed(shop_id, refused)
     if current is not None:
+        summary.update(await automation.after_recompute(settings, adapters[Platform(current.platform)], current,
+                                                        computed, as_of, full, sent))
         # The mark moves only when the plan reached the platform (or was empty): with write-back off or a shop not
         # active, the changes stay in scope and are written once writing is possible.
         cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent else {}
@@ -139,7 +147,7 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, started: float,
-                            scope: set[str] | None) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState]]:
+                            scope: set[str] | None) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState], Computed]:
     """Scope None: plan every owner. Otherwise only these customers, gone ones included, and no product."""
     shop_id = row.id
     frames = await load_shop(shop_id, settings)
@@ -161,7 +169,7 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
         "seconds": {"load": round(loaded - started, 3), "compute": round(computed_at - loaded, 3),
                     "save": round(saved_at - computed_at, 3), "plan": round(time.perf_counter() - saved_at, 3)},
     }
-    return summary, plan, written
+    return summary, plan, written, computed
 
 
 async def recompute_shop(ctx: dict[str, Any], shop_id: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from sandboxes.shopify import graphql as gql, shoppers
 from sandboxes.shopify.bulk import BulkOperations
+from sandboxes.shopify.merchant import MerchantApps
 from sandboxes.shopify.payloads import gid, granted_scope, parse_gid
 from sandboxes.shopify.store import Store
 
@@ -104,6 +105,7 @@ class Sandbox(BulkOperations):
         self.token_ttl, self.refresh_ttl, self.bulk_delay = token_ttl, refresh_ttl, bulk_delay
         self.store = Store(shop=shop, client_id=client_id, currency=currency)
         self.store.emit = self._emit
+        self.merchant = MerchantApps(self.store)  # segments, Flow triggers, app billing
         self.deliver = deliver
         self.pending: list[tuple[str, dict[str, Any]]] = []
         self.deliveries: list[dict[str, Any]] = []
@@ -123,7 +125,7 @@ class Sandbox(BulkOperations):
             Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"]),
             Route("/sandbox/bulk/{ident:int}.jsonl", self.bulk_result, methods=["GET"]),
             Route("/sandbox/staged-uploads", self.staged_upload, methods=["POST"]), *shoppers.routes(self.store),
-        ])
+            *self.merchant.routes()])
 
     # ------------------------------------------------------------------ seeding and merchant actions
     def seed(self, n_customers: int, n_products: int, days: int = 365, seed: int = 0) -> "Sandbox":
@@ -278,8 +280,7 @@ class Sandbox(BulkOperations):
                     [dict(v, updated_at=datetime(2020, 1, 1, tzinfo=timezone.utc), id_=k) for k, v in s.subscriptions.items()],
                     lambda r: {k: v for k, v in r.items() if k not in ("updated_at", "id_")}, sortKey="ID",
                     **{k: v for k, v in a.items() if k in ("first", "after")}),
-                "bulkOperation": lambda _i, id: self._bulk_view(id, base),
-            }
+                "bulkOperation": lambda _i, id: self._bulk_view(id, base), **self.merchant.query_root()}
 
         def payload(result: Any, errors: list[dict[str, Any]], key: str) -> dict[str, Any]:
             return {key: result, "userErrors": errors}
@@ -295,8 +296,7 @@ class Sandbox(BulkOperations):
             "bulkOperationRunQuery": lambda _i, query, groupObjects=False: self._bulk_query(query, base),
             "bulkOperationRunMutation": lambda _i, mutation, stagedUploadPath, clientIdentifier=None, groupObjects=None:
                 self._bulk_mutation(mutation, stagedUploadPath, base),
-            "stagedUploadsCreate": lambda _i, input: self._staged(input, base),
-        }
+            "stagedUploadsCreate": lambda _i, input: self._staged(input, base), **self.merchant.mutation_root(base)}
 
     def _one(self, table: dict[int, dict[str, Any]], ident: str, view: Any) -> dict[str, Any] | None:
         parsed = parse_gid(ident)

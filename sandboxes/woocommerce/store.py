@@ -9,6 +9,7 @@ import json
 import secrets
 import threading
 from collections import Counter
+from decimal import Decimal
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -132,6 +133,25 @@ class SandboxStore:
             self.touch(order)
         self.emit("order", "updated", oid)  # no refund topic: woocommerce_order_refunded fires order.updated
         return refund
+
+    def start_checkout(self, email: str, product_id: int, quantity: int = 1, customer_id: int = 0) -> dict[str, Any]:
+        """A shopper fills the block checkout and leaves: a `checkout-draft` order (order.created fires for it too)."""
+        with self.lock:
+            oid, product, now = self.new_id(), self.products[product_id], self.now()
+            unit = Decimal(str(product["price"]))
+            line = {"id": oid * 10, "name": product["name"], "product_id": product_id, "variation_id": 0, "quantity": quantity,
+                    "tax_class": "", "subtotal": f"{unit * quantity:.2f}", "subtotal_tax": "0.00", "total": f"{unit * quantity:.2f}",
+                    "total_tax": "0.00", "taxes": [], "meta_data": [], "sku": product["sku"], "price": float(unit)}
+            order = {"id": oid, "parent_id": 0, "number": str(oid), "order_key": f"wc_order_{oid:x}", "created_via": "store-api",
+                     "status": "checkout-draft", "currency": "USD", "date_created": gmt(now), "date_created_gmt": gmt(now),
+                     "date_modified": gmt(now), "date_modified_gmt": gmt(now), "discount_total": "0.00", "shipping_total": "0.00",
+                     "total": f"{unit * quantity:.2f}", "total_tax": "0.00", "customer_id": customer_id,
+                     "billing": {"first_name": "", "last_name": "", "email": email}, "shipping": {},
+                     "date_paid_gmt": None, "date_completed_gmt": None, "meta_data": [], "line_items": [line],
+                     "tax_lines": [], "shipping_lines": [], "fee_lines": [], "coupon_lines": [], "refunds": []}
+            self.orders[oid] = order
+        self.emit("order", "created", oid)
+        return order
 
     def create_customer(self, email: str, first: str = "New", last: str = "Customer") -> dict[str, Any]:
         with self.lock:

@@ -9,7 +9,7 @@ import pytest
 
 from adapters.woocommerce.mapping import map_product, normalize
 from connector.errors import Fatal
-from connector.model import NO_BIRTH_DATE, Customer, Delete, Ignored, Kind, Order, Product, Upsert, guest_id
+from connector.model import NO_BIRTH_DATE, Checkout, Customer, Delete, Ignored, Kind, Order, Product, Upsert, guest_id
 from tests.adapters.woocommerce.support import fixture
 
 
@@ -69,8 +69,18 @@ def test_a_custom_status_without_payment_is_not_a_sale() -> None:
     assert order.awaiting_payment and not order.is_sale
 
 
-def test_checkout_drafts_are_ignored_and_trash_is_a_deletion() -> None:
-    (draft,) = normalize("order.updated", {**fixture("order.json"), "status": "checkout-draft"})
+def test_checkout_drafts_are_carts_drafts_are_ignored_and_trash_is_a_deletion() -> None:
+    payload = {**fixture("order.json"), "status": "checkout-draft", "customer_id": 25}
+    (cart,) = normalize("order.updated", payload)
+    assert isinstance(cart, Upsert) and isinstance(cart.entity, Checkout)
+    assert (cart.entity.platform_id, cart.entity.customer_id, cart.entity.completed_at) == ("draft-727", "25", None)
+    guest = {**payload, "customer_id": 0, "billing": {**payload["billing"], "email": " Guest@Example.COM "}}
+    customer, checkout = [c.entity for c in normalize("order.created", guest)]  # type: ignore[union-attr]
+    assert isinstance(customer, Customer) and customer.is_guest and customer.email == "guest@example.com"
+    assert isinstance(checkout, Checkout) and checkout.customer_id == customer.platform_id == "guest:guest@example.com"
+    nobody = {**guest, "billing": {**payload["billing"], "email": ""}}
+    assert isinstance(normalize("order.created", nobody)[0], Ignored)
+    (draft,) = normalize("order.updated", {**fixture("order.json"), "status": "auto-draft"})
     assert isinstance(draft, Ignored) and draft.details == {"id": "727"}
     (trash,) = normalize("order.updated", {**fixture("order.json"), "status": "trash"})
     assert trash == Delete(kind=Kind.ORDER, platform_id="727", at=utc(2017, 3, 22, 19, 28, 8))

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from adapters.woocommerce.adapter import ADAPTER
-from connector.model import Customer, Order, Product, Refund, Upsert
+from connector.model import Checkout, Customer, Order, Product, Refund, Upsert
 from tests.adapters.woocommerce.support import connection, make_settings, running_store
 
 
@@ -69,12 +69,25 @@ async def test_customers_have_no_date_filter_so_the_watermark_is_applied_here(tm
         assert [c.entity.last_name for p in later for c in p.changes] == ["Renamed"]  # … only the change is emitted
 
 
-async def test_checkouts_are_not_available_on_woocommerce(tmp_path: Path) -> None:
-    with running_store(seeded=False) as store:
+async def test_checkout_drafts_are_pulled_as_carts_guests_by_email(tmp_path: Path) -> None:
+    with running_store() as store:
         conn = connection(store, make_settings(tmp_path))
-        (page,) = [page async for page in ADAPTER.pull(conn, "checkouts", None)]
-        assert page.done and page.changes == [] and sum(store.calls.values()) == 0
-    assert ADAPTER.sync_kinds == ("products", "customers", "orders")
+        product = next(iter(store.products))
+        registered = next(iter(store.customers))
+        mine = store.start_checkout("someone@example.com", product, customer_id=registered)
+        guest = store.start_checkout("Walk.In@Example.com", product, quantity=2)
+        pages = [page async for page in ADAPTER.pull(conn, "checkouts", None)]
+        carts = {c.entity.platform_id: c.entity for p in pages for c in p.changes
+                 if isinstance(c, Upsert) and isinstance(c.entity, Checkout)}
+        assert set(carts) == {f"draft-{mine['id']}", f"draft-{guest['id']}"}
+        assert carts[f"draft-{mine['id']}"].customer_id == str(registered)
+        assert carts[f"draft-{guest['id']}"].customer_id == "guest:walk.in@example.com"
+        orders = [c.entity.platform_id for p in [page async for page in ADAPTER.pull(conn, "orders", None)]
+                  for c in p.changes if isinstance(c, Upsert) and isinstance(c.entity, Order)]
+        assert str(mine["id"]) not in orders  # a draft is not an order
+        again = [page async for page in ADAPTER.pull(conn, "checkouts", pages[-1].cursor)]
+        assert not any(p.changes for p in again)  # reconciliation reads only what changed
+    assert ADAPTER.sync_kinds == ("products", "customers", "orders", "checkouts")
 
 
 async def test_reconciliation_finds_what_was_trashed_while_webhooks_were_lost(tmp_path: Path) -> None:
