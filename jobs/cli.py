@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "recommend": "jobs.commands.recommend",
     "evaluate-recs": "jobs.commands.recommend",
     "export": "jobs.commands.export",
+    "status": "jobs.commands.status",
+    "app-link": "jobs.commands.app_link",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from adapters.shopify import install, mapping, pull, setup, webhooks, writeback
@@ -48,6 +50,9 @@ class ShopifyAdapter:
 
     def routes(self) -> list[BaseRoute]:
         return install.routes()
+
+    async def authenticate_home(self, request: Request) -> int | Response | None:
+        return await install.authenticate_home(request)
 
     async def on_installed(self, conn: Connection) -> None:
         async with http_client() as http:

@@ -261,12 +261,30 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--behind-https", action="store_true", help="accept Basic auth as if TLS were terminated upstream")
+    parser.add_argument("--customers", type=int, default=40)
+    parser.add_argument("--guests", type=int, default=15)
+    parser.add_argument("--orders", type=int, default=260)
+    parser.add_argument("--new-order-every", type=float, default=0.0, help="seconds between live orders (0: none)")
     args = parser.parse_args()
     store = SandboxStore(f"http://{args.host}:{args.port}", behind_https=args.behind_https)
-    store.seed(sandbox_data.generate(seed=args.seed, now=store.now()))
+    store.seed(sandbox_data.generate(seed=args.seed, now=store.now(), customers=args.customers, guests=args.guests,
+                                     orders=args.orders))
     ck, cs = store.add_key()
-    print(f"sandbox store {store.base_url}  consumer_key={ck} consumer_secret={cs}", flush=True)
+    print(f"sandbox store {store.base_url}: {len(store.customers)} customers, {len(store.orders)} orders  "
+          f"consumer_key={ck} consumer_secret={cs}", flush=True)
     app = build_app(store, deliver_every=1.0)
+    if args.new_order_every > 0:
+        import random
+        import threading
+        import time
+
+        def shop_forever() -> None:  # live traffic: a registered customer orders every few seconds
+            rng = random.Random(args.seed)
+            while True:
+                time.sleep(args.new_order_every)
+                store.create_order(rng.choice(sorted(store.customers)), rng)
+
+        threading.Thread(target=shop_forever, daemon=True).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
