@@ -19,6 +19,7 @@ from connector.db import ShopSettingsRow
 from connector.segment_rules import RuleError, parse_rule
 
 TAG_PREFIX = re.compile(r"[A-Za-z0-9_:\-]{1,20}")
+RETIRED = "retired_prefixes"  # stored beside the overrides; not a setting
 CUSTOM_ROWS_SPARE = 2  # empty rows the settings form offers for new rules
 TIER_ROWS = 4
 # Bounds of each threshold the form may set: (low, high); integers where the default is one.
@@ -177,11 +178,20 @@ async def saved_at(shop_id: int) -> datetime | None:
     return row.saved_at if row is not None else None
 
 
-async def save(shop_id: int, data: Mapping[str, Any]) -> datetime:
-    """Replace the shop's overrides."""
+async def save(settings: Settings, shop_id: int, data: Mapping[str, Any]) -> datetime:
+    """Replace the shop's overrides, remembering a tag prefix it leaves (tags we wrote with it must still go)."""
     now = datetime.now(timezone.utc)
-    await ShopSettingsRow.update_or_create(defaults={"data": dict(data), "saved_at": now}, shop_id=shop_id)
+    before = await load(shop_id)
+    old, new = apply(settings, before).writeback.tag_prefix, apply(settings, data).writeback.tag_prefix
+    retired = [p for p in [*before.get(RETIRED, []), old] if p != new]
+    stored = {**data, RETIRED: list(dict.fromkeys(retired))} if retired else dict(data)
+    await ShopSettingsRow.update_or_create(defaults={"data": stored, "saved_at": now}, shop_id=shop_id)
     return now
+
+
+async def retired_prefixes(shop_id: int) -> tuple[str, ...]:
+    """Tag prefixes this shop used before: the planner still removes our old tags carrying them."""
+    return tuple((await load(shop_id)).get(RETIRED, []))
 
 
 async def effective(settings: Settings, shop_id: int) -> Settings:

@@ -49,7 +49,7 @@ async def settings_get(request: Request, session: Session) -> Response:
     settings: Settings = request.app.state.services.settings
     overrides = await shop_settings.load(session.shop_id)
     return page(request, session, "settings.html", "settings", values=form_values(settings, overrides), errors={},
-                overridden=sorted(overrides), definitions=SEGMENTS, saved=request.query_params.get("saved"),
+                overridden=sorted(k for k in overrides if k != shop_settings.RETIRED), definitions=SEGMENTS, saved=request.query_params.get("saved"),
                 progress=await data.progress(session.shop, _kinds(request, session)))
 
 
@@ -87,7 +87,7 @@ async def settings_post(request: Request) -> Response:
         return page(request, session, "settings.html", "settings", status=400, values=values, errors=errors,
                     overridden=[], definitions=SEGMENTS, saved=None,
                     progress=await data.progress(session.shop, _kinds(request, session)))
-    await shop_settings.save(session.shop_id, overrides)
+    await shop_settings.save(services.settings, session.shop_id, overrides)
     # Marked dirty first: a recompute already running (with the old settings) then runs once more after it.
     await shops.set_cursor(session.shop_id, "dirty_at", shops.utcnow().isoformat())
     await services.enqueue(queue.RECOMPUTE_SHOP, session.shop_id, job_id=queue.recompute_id(session.shop_id))

@@ -155,7 +155,8 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
     written = await write_state.load(shop_id)
     want = desired(settings, row.platform, computed, scope)
     owners = None if scope is None else {("customer", cid) for cid in scope}
-    plan = planner.plan(want, written, managed_prefix=settings.writeback.tag_prefix, owners=owners)
+    managed = (settings.writeback.tag_prefix, *await shop_settings.retired_prefixes(shop_id))
+    plan = planner.plan(want, written, managed_prefix=managed, owners=owners)
     summary: dict[str, Any] = {
         "status": "ok", "model": computed.analysis.model, "orders": int(frames.orders["valid"].sum()),
         "customers": saved, "run": "full" if scope is None else "scoped",
