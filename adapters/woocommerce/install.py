@@ -118,7 +118,7 @@ async def returned(request: Request) -> Response:
     return HTMLResponse(f"<!doctype html><title>Connected</title><p>{html.escape(message)}</p>"
                         f"<p>Your app home (a private link for this store, valid 24 hours): "
                         f"<a id='app-home' href='{html.escape(url)}'>open the app home</a></p>",
-                        headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+                        headers={"Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
 
 
 async def _just_connected(state: str, ttl_seconds: int) -> ShopRow | None:

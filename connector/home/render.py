@@ -22,14 +22,14 @@ NAV = (("overview", "/app", "Overview"), ("charts", "/app/charts", "Charts"), ("
 
 
 def headers(session: Session | None, settings: Settings | None = None) -> dict[str, str]:
-    """No caching and no referrer (links carry a token); framing only by the shop's own admin."""
+    """No caching and no referrer (links carry a token: it never leaves our origin); framing only by the shop's own admin."""
     ancestors = "'none'"
     if session is not None and session.shop.platform == "shopify":
         ancestors = f"https://{session.shop.domain} https://admin.shopify.com"
         if settings is not None and settings.development:  # the local sandbox admin frames the app too
             parts = urlsplit(settings.shopify.admin_url.replace("{shop}", session.shop.domain))
             ancestors += f" {parts.scheme}://{parts.netloc}"
-    return {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+    return {"Cache-Control": "no-store", "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": f"frame-ancestors {ancestors}"}
 
 
