@@ -97,18 +97,25 @@ def install_shopify(stack: Stack) -> None:
 
 
 def install_woocommerce(stack: Stack) -> str:
-    """/woocommerce/install → the store's wc-auth consent (approved) → keys POSTed to us → the return page.
+    """Install into the WooCommerce sandbox; returns (and keeps) the app home link the return page shows."""
+    stack.woo_link = woo_install(stack.app_url, stack.woo_url)
+    return stack.woo_link
 
-    Returns the app home link the return page shows.
-    """
+
+def woo_install(app_url: str, store_url: str) -> str:
+    """/woocommerce/install → the store's wc-auth consent (approved) → keys POSTed to us → the return page's link."""
     with httpx.Client(timeout=30, follow_redirects=True) as http:
-        page = http.get(f"{stack.app_url}/woocommerce/install", params={"store_url": stack.woo_url})
+        page = http.get(f"{app_url}/woocommerce/install", params={"store_url": store_url})
     if page.status_code != 200 or "/app?t=" not in page.text:
         raise RuntimeError(f"WooCommerce install ended with {page.status_code}: {page.text[:300]}")
     start_at = page.text.index("href='") + len("href='")
-    link = page.text[start_at:page.text.index("'", start_at)].replace("&amp;", "&")
-    stack.woo_link = link
-    return link
+    return page.text[start_at:page.text.index("'", start_at)].replace("&amp;", "&")
+
+
+def start_live_orders(*store_urls: str, every: float = 3.0) -> None:
+    """Customers of each sandbox store start ordering, one order every `every` seconds per store."""
+    for url in store_urls:
+        httpx.post(f"{url}/sandbox/live-orders", params={"every": every}, timeout=10).raise_for_status()
 
 
 def ready(stack: Stack, domain: str) -> bool:
@@ -139,3 +146,55 @@ def woo_domain(stack: Stack) -> str:
     host = urlsplit(stack.woo_url).netloc
     rows = stack.query("SELECT domain FROM shop WHERE platform = 'woocommerce' AND domain LIKE ?", f"%{host}%")
     return str(rows[0][0]) if rows else stack.woo_url
+
+
+async def woo_ready(store_url: str) -> bool:
+    """(In the demo's process, connected to the app's database.) The WooCommerce shop's first pass is written."""
+    from connector import insights, write_state
+    from connector.db import ShopRow
+
+    row = await ShopRow.filter(platform="woocommerce", state="active").first()
+    return bool(row and await write_state.count(row.id) and await insights.shop(row.id, "last_run"))
+
+
+async def woo_report() -> None:
+    """The WooCommerce store's share of the report: what came in, the segments, what the store accepted."""
+    from connector import insights, write_state
+    from connector.database import json_column
+    from connector.db import CustomerRow, OrderRow, ShopRow
+
+    row = await ShopRow.get(platform="woocommerce")
+    kpis = dict(json_column((await insights.shop(row.id, "kpis")).data)) if await insights.shop(row.id, "kpis") else {}
+    print(f"store {row.domain}: {await CustomerRow.filter(shop_id=row.id, is_guest=False).count()} customers, "
+          f"{await CustomerRow.filter(shop_id=row.id, is_guest=True).count()} guests, "
+          f"{await OrderRow.filter(shop_id=row.id).count()} orders backfilled over its REST API")
+    figures = kpis.get("kpis") or {}
+    print(f"  repeat purchase rate {figures.get('repeat_purchase_rate', 0):.1%}, retention "
+          f"{figures.get('retention_rate', 0):.1%}, AOV {figures.get('average_order_value', 0):,.2f}")
+    top = sorted((kpis.get("segments") or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:6]
+    print("  largest segments: " + ", ".join(f"{name} {count}" for name, count in top))
+    print(f"  {await write_state.count(row.id, 'customer')} customers carry our meta (what the store accepted)")
+
+
+def app_home_section(app_url: str, shopify_url: str, woo_link: str, config: Path, env: dict[str, str]) -> None:
+    """Where the merchant's app home is, and the CLI view of the same progress."""
+    print(f"Shopify (embedded, as the admin frames it): {shopify_url}/admin/apps/{CLIENT_ID}")
+    print(f"WooCommerce (signed link, 24 h, this store only): {woo_link}")
+    print(f"another link any time: retention app-link <store> --config {config}")
+    status = subprocess.run([sys.executable, "-m", "jobs.cli", "status", "--config", str(config)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    print("retention status:\n" + status.stdout.rstrip())
+
+
+def keep_running(procs: Processes, config: Path, env: dict[str, str], every: float = 15.0) -> None:
+    """--keep-running: everything stays up (orders keep arriving) until Ctrl-C; a status line now and then."""
+    print("\nEverything keeps running (new orders keep arriving); open the URLs above. Ctrl-C stops.", flush=True)
+    try:
+        while True:
+            time.sleep(every)
+            procs.check()
+            status = subprocess.run([sys.executable, "-m", "jobs.cli", "status", "--config", str(config)], cwd=ROOT,
+                                    env=env, capture_output=True, text=True, timeout=60)
+            print(status.stdout.rstrip(), flush=True)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)

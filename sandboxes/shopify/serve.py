@@ -45,6 +45,17 @@ def admin_page(sandbox: Sandbox, app_url: str) -> Route:
     return Route("/admin/apps/{handle}", page, methods=["GET"])
 
 
+def live_orders_route(sandbox: Sandbox, seed: int) -> Route:
+    """`POST /sandbox/live-orders?every=S`: customers start ordering (the demo turns it on once installed)."""
+
+    async def start(request: Request) -> Response:
+        every = float(request.query_params.get("every", "3"))
+        live_orders(sandbox, every, seed)
+        return PlainTextResponse(f"an order every {every:g} s")
+
+    return Route("/sandbox/live-orders", start, methods=["POST"])
+
+
 def live_orders(sandbox: Sandbox, every: float, seed: int) -> None:
     """Customers keep ordering: one order every `every` seconds (orders/create and orders/paid webhooks)."""
     rng = random.Random(seed)
@@ -85,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.seed(args.seed_customers, args.seed_products, days=args.days, seed=args.seed)
     if args.app_url:
         sandbox.app.router.routes.append(admin_page(sandbox, args.app_url))
+    sandbox.app.router.routes.append(live_orders_route(sandbox, args.seed))
     if args.new_order_every > 0:
         live_orders(sandbox, args.new_order_every, args.seed)
     print(f"sandbox {args.shop}: {len(sandbox.store.customers)} customers, {len(sandbox.store.orders)} orders, "

@@ -8,7 +8,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import secrets
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -252,6 +255,29 @@ def build_app(store: SandboxStore, *, deliver_every: float | None = None) -> Sta
     return app
 
 
+def shop_forever(store: SandboxStore, every: float, seed: int) -> None:
+    """Live traffic: a registered customer places an order every `every` seconds (order.created webhooks)."""
+    rng = random.Random(seed)
+
+    def run() -> None:
+        while True:
+            time.sleep(every)
+            store.create_order(rng.choice(sorted(store.customers)), rng)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def live_orders(store: SandboxStore, seed: int) -> Any:
+    """`POST /sandbox/live-orders?every=S`: customers start ordering (the demo turns it on once installed)."""
+
+    async def start(request: Request) -> Response:
+        every = float(request.query_params.get("every", "3"))
+        shop_forever(store, every, seed)
+        return PlainTextResponse(f"an order every {every:g} s")
+
+    return start
+
+
 def main() -> None:
     """`python -m sandboxes.woocommerce.app --port N`: a seeded store, webhooks delivered every second."""
     import uvicorn
@@ -273,18 +299,9 @@ def main() -> None:
     print(f"sandbox store {store.base_url}: {len(store.customers)} customers, {len(store.orders)} orders  "
           f"consumer_key={ck} consumer_secret={cs}", flush=True)
     app = build_app(store, deliver_every=1.0)
+    app.router.routes.append(Route("/sandbox/live-orders", live_orders(store, args.seed), methods=["POST"]))
     if args.new_order_every > 0:
-        import random
-        import threading
-        import time
-
-        def shop_forever() -> None:  # live traffic: a registered customer orders every few seconds
-            rng = random.Random(args.seed)
-            while True:
-                time.sleep(args.new_order_every)
-                store.create_order(rng.choice(sorted(store.customers)), rng)
-
-        threading.Thread(target=shop_forever, daemon=True).start()
+        shop_forever(store, args.new_order_every, args.seed)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
