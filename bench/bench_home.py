@@ -60,7 +60,7 @@ def documents(n: int) -> dict[str, Any]:
                  "segments": {s: n // (i + 2) for i, s in enumerate(SEGMENTS)}, "cohorts": cohorts, "charts": charts,
                  "recommended": [{"product_id": str(p), "customers": n // (p + 2)} for p in range(20)]},
         "model": {"as_of": "2026-11-23", "model": "bgnbd+gamma_gamma"},
-        "last_run": {"status": "ok", "run": "scoped", "planned": 10, "accepted": 10, "failed": 0, "refused": []},
+        "last_run": {"status": "ok", "customers": n, "run": "scoped", "planned": 10, "accepted": 10, "failed": 0, "refused": []},
     }
 
 

@@ -36,7 +36,7 @@ async def progress(shop: ShopRow, sync_kinds: Sequence[str]) -> dict[str, Any]:
         "shop": row.domain, "platform": row.platform, "state": row.state,
         "backfill": {"done": done, "kinds": list(sync_kinds),
                      "percent": round(100 * len(done) / len(sync_kinds)) if sync_kinds else 100,
-                     "customers": await CustomerRow.filter(shop_id=shop_id, is_guest=False).count()},
+                     "customers": await _customers(shop_id, len(done) == len(sync_kinds), last_run)},
         "last_webhook": {"at": last_event["received_at"].isoformat(), "topic": last_event["topic"]}
         if last_event else None,
         "events": {"waiting": pending, "failed": failed},
@@ -48,6 +48,17 @@ async def progress(shop: ShopRow, sync_kinds: Sequence[str]) -> dict[str, Any]:
         "percent": round(100 * sum(steps) / len(steps)),
         "busy": not all(steps) or pending > 0,
     }
+
+
+async def _customers(shop_id: int, backfilled: bool, last_run: dict[str, Any]) -> int:
+    """Customers (guests included) stored: counted while the backfill runs, then the last recompute's figure.
+
+    Counting a million rows takes about a second on SQLite: after the backfill the number the recompute saved is
+    as good (webhooks add a few between recomputes), and the page stays fast.
+    """
+    if backfilled and isinstance(last_run.get("customers"), int):
+        return int(last_run["customers"])
+    return await CustomerRow.filter(shop_id=shop_id).count()
 
 
 async def failed_events(shop_id: int, limit: int = 20) -> list[dict[str, Any]]:
