@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m sandboxes.demo
+	$(BIN)/python -m sandboxes.demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m mypy

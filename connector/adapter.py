@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from connector.model import Change, Platform, Shop
 
 if TYPE_CHECKING:  # only for annotations: keeps this module free of I/O imports
+    from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.routing import BaseRoute
 
     from connector.config import Settings
@@ -102,6 +104,10 @@ class Adapter(Protocol):
 
     def routes(self) -> list["BaseRoute"]:
         """Install / OAuth routes this platform adds to the app."""
+        ...
+
+    async def authenticate_home(self, request: "Request") -> "int | Response | None":
+        """The app home's hook: the shop id the platform's own session in the request names, a refusal, or None."""
         ...
 
     async def on_installed(self, conn: Connection) -> None:

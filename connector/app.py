@@ -15,6 +15,7 @@ from connector.adapter import Adapter
 from connector.checkpoint import Checkpointer, sqlite_path
 from connector.config import Settings
 from connector.errors import AuthError
+from connector.home import pages as home
 from connector.intake import Intake
 from connector.model import InstallState, Platform
 from connector.runtime import open_redis, queue_pool
@@ -184,6 +185,8 @@ def create_app(settings: Settings, adapters: Mapping[Platform, Adapter], *, chec
     ]
     for adapter in adapters.values():
         routes.extend(adapter.routes())
+    routes.extend(home.routes())
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
+    app.state.home_authenticators = [adapter.authenticate_home for adapter in adapters.values()]
     return app

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -50,3 +51,9 @@ def decrypt_json(settings: Settings, token: str) -> dict[str, Any]:
     except InvalidToken:
         raise ConfigError(["RETENTION_ENCRYPTION_KEY: cannot decrypt stored credentials (wrong key?)"]) from None
 
+
+
+def derived_key(settings: Settings, purpose: str) -> bytes:
+    """A key for one purpose (e.g. signing app home links), derived from the encryption key: one secret to keep."""
+    material = settings.secrets.encryption_key.encode() or _dev_key(settings)
+    return hmac.new(material, f"retention:{purpose}".encode(), hashlib.sha256).digest()

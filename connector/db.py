@@ -315,3 +315,17 @@ class FlowOutboxRow(Model):
         table = "flow_outbox"
         unique_together = (("shop", "key"),)
         indexes = (("shop_id", "status"),)
+
+
+class ShopSettingsRow(Model):
+    """A shop's own settings from the app home, overriding app.toml for that shop alone (see connector.shop_settings)."""
+
+    id = fields.IntField(primary_key=True)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
+    data: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    saved_at = fields.DatetimeField()
+
+    class Meta:
+        table = "shop_settings"
+        unique_together = (("shop",),)

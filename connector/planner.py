@@ -198,18 +198,19 @@ def desired_state(platform: Platform | str, customers: Mapping[str, CustomerFact
     return out
 
 
-def _owner_change(key: OwnerKey, want: OwnerState, have: OwnerState, prefix: str) -> OwnerChange:
-    prefix = prefix.lower()
-    ours = {t for t in want.tags if t.lower().startswith(prefix)}
+def _owner_change(key: OwnerKey, want: OwnerState, have: OwnerState, prefix: str | tuple[str, ...]) -> OwnerChange:
+    # The first prefix is the one we write now; the others were ours before a merchant changed it (their tags go).
+    prefixes = tuple(p.lower() for p in ((prefix,) if isinstance(prefix, str) else prefix))
+    ours = {t for t in want.tags if t.lower().startswith(prefixes[0])}
     add = sorted(ours - have.tags)
-    remove = sorted(t for t in have.tags - ours if t.lower().startswith(prefix))
+    remove = sorted(t for t in have.tags - ours if t.lower().startswith(prefixes))
     changed = [m for k, m in sorted(want.metafields.items()) if have.metafields.get(k) != m]
     gone = sorted(k for k in have.metafields if k not in want.metafields)
     return OwnerChange(key[0], key[1], tuple(add), tuple(remove), tuple(changed), tuple(gone))
 
 
 def plan(desired: Mapping[OwnerKey, OwnerState], last_written: Mapping[OwnerKey, OwnerState], *,
-         managed_prefix: str, owners: AbstractSet[OwnerKey] | None = None) -> WritePlan:
+         managed_prefix: str | tuple[str, ...], owners: AbstractSet[OwnerKey] | None = None) -> WritePlan:
     """The changes that bring every owner (or only `owners`) from what we last wrote to what we want."""
     changes: list[OwnerChange] = []
     for key in sorted(set(desired) | set(last_written) if owners is None else owners):

@@ -53,3 +53,6 @@ class RecommendSettings:
     cross_sell: CrossSellSettings = field(default_factory=CrossSellSettings)
     upsell: UpsellSettings = field(default_factory=UpsellSettings)
     blend: BlendSettings = field(default_factory=BlendSettings)
+    # The merchant's picks (app home settings): product ids always recommended first / never recommended.
+    pins: tuple[str, ...] = ()
+    exclusions: tuple[str, ...] = ()

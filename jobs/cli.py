@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "evaluate-recs": "jobs.commands.recommend",
     "export": "jobs.commands.export",
     "segments": "jobs.commands.segments",
+    "status": "jobs.commands.status",
+    "app-link": "jobs.commands.app_link",
 }
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from connector import planner
 from connector.planner import CustomerFacts, OwnerKey, OwnerState
 from jobs.analytics.analyze import AnalysisResult, analyze
+from jobs.analytics.charts import chart_data
 from jobs.analytics.features import as_of_day
 from jobs.recommend.model import fit, recommend, related_products
 
@@ -40,6 +41,7 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
                      birth_dates=frames.birth_dates)
     if frames.reconciliation:
         result = dataclasses.replace(result, extra={**result.extra, "reconciliation": frames.reconciliation})
+    result.extra["charts"] = chart_data(result.customers, frames.orders, as_of)  # the app home's charts page
     recs: dict[str, list[dict[str, Any]]] = {}
     related: dict[str, list[str]] = {}
     if len(frames.lines):
@@ -52,10 +54,34 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         for cid, pid, reason, seed in zip(table["customer_id"].tolist(), table["product_id"].tolist(),
                                           table["reason"].tolist(), because):
             recs.setdefault(cid, []).append({"product_id": pid, "reason": reason, "because_of": seed})
+        recs = pin_and_exclude(recs, settings.recommendations.pins, settings.recommendations.exclusions,
+                               settings.recommendations.k)
+        counts: dict[str, int] = {}
+        for items in recs.values():
+            for item in items:
+                counts[item["product_id"]] = counts.get(item["product_id"], 0) + 1
+        # Most recommended first, ties by product id (the app home's list; the order of equals means nothing).
+        result.extra["recommended"] = [{"product_id": pid, "customers": n}
+                                       for pid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:20]]
         pairs = related_products(model, settings.writeback.related_per_product)
         for pid, other in zip(pairs["product_id"].tolist(), pairs["related_product_id"].tolist()):
             related.setdefault(str(pid), []).append(str(other))
     return Computed(result, recs, related)
+
+
+def pin_and_exclude(recs: dict[str, list[dict[str, Any]]], pins: tuple[str, ...], exclusions: tuple[str, ...],
+                    k: int) -> dict[str, list[dict[str, Any]]]:
+    """The merchant's picks: excluded products never shown, pinned ones first (unless the customer's list is empty:
+    a pin is not a reason to message someone we know nothing about), each list cut back to k."""
+    if not pins and not exclusions:
+        return recs
+    banned = set(exclusions)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for cid, items in recs.items():
+        kept = [item for item in items if item["product_id"] not in banned and item["product_id"] not in pins]
+        pinned = [{"product_id": pid, "reason": "pinned", "because_of": None} for pid in pins if pid not in banned]
+        out[cid] = (pinned + kept)[:k]
+    return out
 
 
 def _segment_lists(segments: pd.DataFrame) -> list[list[str]]:

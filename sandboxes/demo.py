@@ -1,4 +1,5 @@
-"""`make demo`: a seeded Shopify sandbox store installs the app, backfills, gets segmented, scored and written back."""
+"""`make demo`: seeded Shopify and WooCommerce sandbox stores install the app, backfill, get segmented, scored and
+written back while new orders keep arriving; then the report and the app home URLs (`--keep-running` stays up)."""
 from __future__ import annotations
 
 import argparse
@@ -267,7 +268,12 @@ async def main_async(args: argparse.Namespace) -> int:
         procs.start("sandbox", ["sandboxes.shopify.app", "--port", str(store_port), "--shop", SHOP,
                                 "--seed-customers", str(args.customers), "--seed-products", str(args.products),
                                 "--seed", "7", "--client-id", settings.client_id,
-                                "--maximum-available", "20000", "--restore-rate", "1000"])
+                                "--maximum-available", "20000", "--restore-rate", "1000", "--app-url", app_url])
+        woo_url = f"http://127.0.0.1:{free_port()}"
+        # A third of the Shopify store's size: its REST backfill reads orders 100 at a time plus refunds per order.
+        woo = max(args.customers // 3, 20)
+        procs.start("woocommerce", ["sandboxes.woocommerce.app", "--port", woo_url.rsplit(":", 1)[1], "--customers",
+                                    str(woo), "--guests", str(woo // 4), "--orders", str(woo * 4)])
         procs.start("serve", ["jobs.cli", "serve", "--config", str(config)])
         procs.start("worker", ["jobs.cli", "worker", "--config", str(config)])
         wait_http(f"{app_url}/health", procs)
@@ -279,8 +285,12 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"app at {app_url} (SQLite in {data_dir}, embedded Redis); health: "
               f"{httpx.get(app_url + '/health').json()}")
 
+        from sandboxes import stack
+        wait_http(f"{woo_url}/wp-json/wc/v3/system_status", procs)
         section("Install from the store admin: /shopify/install → consent → /shopify/callback")
         install(app_url)
+        section(f"Install into the WooCommerce store {woo_url}: /woocommerce/install → wc-auth consent → key callback")
+        woo_link = stack.woo_install(app_url, woo_url)
         await database.connect(settings)
         row = await until("the shop to be stored", shop_row, procs)
         print(f"shop {row.domain} stored (token encrypted at rest: {not row.credentials.startswith('{')}); "
@@ -297,11 +307,16 @@ async def main_async(args: argparse.Namespace) -> int:
         await until("the first recompute and write-back", lambda: write_state.count(row.id), procs)
         writeback = time.monotonic() - t0 - backfill
         await until("the echo of our writes to settle", lambda: quiet(row.id), procs)
+        stack.start_live_orders(store_url, woo_url, every=args.order_every)
         await report(settings, row.id, seeded, {"backfill": backfill, "writeback": writeback})
         await demo_act.report(settings, row.id)  # native segments and Flow triggers
-        # The echoes of the last writes may still be arriving on a busy machine: let the worker finish them first,
-        # so it stops idle (a worker stopped mid-job waits for the job).
-        await until("the last echoes to be applied", lambda: quiet(row.id, settle=3.0), procs)
+        section("WooCommerce: backfilled, segmented and written back as well (new orders arriving in both stores)")
+        await until("the WooCommerce store's first write-back", lambda: stack.woo_ready(woo_url), procs)
+        await stack.woo_report()
+        section("The app home")
+        stack.app_home_section(app_url, store_url, woo_link, config, env)
+        if args.keep_running:
+            stack.keep_running(procs, config, env)
     except Exception as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         for name in procs.running:
@@ -344,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=60)
     parser.add_argument("--port", type=int, default=8000, help="the app's port (another free one if taken)")
     parser.add_argument("--data-dir", default=str(ROOT / ".retention" / "demo"))
+    parser.add_argument("--keep-running", action="store_true", help="leave the stores and the app up (Ctrl-C stops)")
+    parser.add_argument("--order-every", type=float, default=3.0, help="seconds between live orders in each store")
     return asyncio.run(main_async(parser.parse_args(argv)))
 
 

@@ -22,6 +22,8 @@ IMPORT_NAMES = {
 LOADED_BY_NAME = {
     # DATABASE_URL=postgres://… makes tortoise-orm import its asyncpg backend (tortoise-orm only offers asyncpg as an extra).
     "asyncpg": "tortoise.backends.asyncpg",
+    # Starlette's request.form() imports it (python_multipart) for the app home's settings and replay forms.
+    "python-multipart": "python_multipart",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from adapters.shopify import automation, billing_routes, install, mapping, pull, setup, webhooks, writeback
@@ -50,6 +52,9 @@ class ShopifyAdapter:
 
     def routes(self) -> list[BaseRoute]:
         return [*install.routes(), *billing_routes.routes()]
+
+    async def authenticate_home(self, request: Request) -> int | Response | None:
+        return await install.authenticate_home(request)
 
     async def on_installed(self, conn: Connection) -> None:
         async with http_client() as http:

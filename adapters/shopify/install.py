@@ -83,38 +83,63 @@ async def callback(request: Request) -> Response:
     return RedirectResponse(f"{shopify_base_url(settings, shop)}/admin/apps/{settings.client_id}", status_code=302)
 
 
-def session_token_required(handler: Handler) -> Handler:
-    """Authenticate an embedded-admin request by its App Bridge session token (Authorization: Bearer …).
+async def authenticate_session(request: Request) -> oauth.SessionToken | Response | None:
+    """The App Bridge session token of a request (`Authorization: Bearer`, or `?id_token=` on a first load).
 
-    Sets `request.state.shop` and `request.state.session`. A valid token for a shop we hold no access token for
-    (managed install) is exchanged for an offline token first.
+    None when the request carries none; a 401/502 answer when it is refused. A valid token for a shop we hold no
+    access token for (managed install) is exchanged for an offline token first, and the install job queued.
+    """
+    settings = _settings(request)
+    token = oauth.bearer(request.headers.get("authorization")) or request.query_params.get("id_token")
+    if not token:
+        return None
+    try:
+        session = oauth.decode_session_token(
+            token, settings.client_id, settings.secrets.shopify_api_secret, datetime.now(timezone.utc)
+        )
+    except AuthError as exc:
+        return JSONResponse({"error": "unauthorized", "detail": str(exc)}, status_code=401,
+                            headers={"X-Shopify-Retry-Invalid-Session-Request": "1"})
+    row = await shops.find_shop(Platform.SHOPIFY, session.shop)
+    if row is None or row.state == InstallState.UNINSTALLED.value or not row.credentials:
+        try:
+            async with http_client() as http:
+                credentials = await exchange_session_token(http, settings, session.shop, token)
+            scopes.require_scopes(str(credentials.get("scope", "")), settings.scopes)
+        except AuthError as exc:
+            log.warning("shopify token exchange for %s refused: %s", session.shop, exc)
+            return JSONResponse({"error": "token exchange refused"}, status_code=401)
+        except Retryable:
+            return JSONResponse({"error": "store unavailable"}, status_code=502)
+        await _installed(request, settings, session.shop, credentials)
+    return session
+
+
+async def authenticate_home(request: Request) -> int | Response | None:
+    """The app home's hook: the id of the shop a valid session token names (installing it if need be)."""
+    found = await authenticate_session(request)
+    if found is None or isinstance(found, Response):
+        return found
+    row = await shops.find_shop(Platform.SHOPIFY, found.shop)
+    return row.id if row is not None else JSONResponse({"error": "not installed"}, status_code=401)
+
+
+def session_token_required(handler: Handler) -> Handler:
+    """Authenticate an embedded-admin request by its App Bridge session token (see authenticate_session).
+
+    Sets `request.state.shop` and `request.state.session`.
     """
 
     @wraps(handler)
     async def wrapper(request: Request) -> Response:
-        settings = _settings(request)
-        token = oauth.bearer(request.headers.get("authorization")) or request.query_params.get("id_token")
-        try:
-            session = oauth.decode_session_token(
-                token or "", settings.client_id, settings.secrets.shopify_api_secret, datetime.now(timezone.utc)
-            )
-        except AuthError as exc:
-            return JSONResponse({"error": "unauthorized", "detail": str(exc)}, status_code=401,
+        found = await authenticate_session(request)
+        if found is None:
+            return JSONResponse({"error": "unauthorized", "detail": "missing session token"}, status_code=401,
                                 headers={"X-Shopify-Retry-Invalid-Session-Request": "1"})
-        row = await shops.find_shop(Platform.SHOPIFY, session.shop)
-        if row is None or row.state == InstallState.UNINSTALLED.value or not row.credentials:
-            try:
-                async with http_client() as http:
-                    credentials = await exchange_session_token(http, settings, session.shop, token or "")
-                scopes.require_scopes(str(credentials.get("scope", "")), settings.scopes)
-            except AuthError as exc:
-                log.warning("shopify token exchange for %s refused: %s", session.shop, exc)
-                return JSONResponse({"error": "token exchange refused"}, status_code=401)
-            except Retryable:
-                return JSONResponse({"error": "store unavailable"}, status_code=502)
-            await _installed(request, settings, session.shop, credentials)
-        request.state.session = session
-        request.state.shop = session.shop
+        if isinstance(found, Response):
+            return found
+        request.state.session = found
+        request.state.shop = found.shop
         return await handler(request)
 
     return wrapper

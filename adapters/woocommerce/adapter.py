@@ -9,6 +9,8 @@ from connector.adapter import Connection, Delivery, Page, WebhookReport
 from connector.model import Change, Platform
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.routing import BaseRoute
 
     from connector.config import Settings
@@ -46,6 +48,10 @@ class WooCommerceAdapter:
 
     def routes(self) -> list["BaseRoute"]:
         return install.routes()
+
+    async def authenticate_home(self, request: "Request") -> "int | Response | None":
+        # WooCommerce has no session of its own in our pages: its merchants come with a signed link (app home token).
+        return None
 
     async def on_installed(self, conn: Connection) -> None:
         await install.verify_and_register(conn)

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.woocommerce import health
@@ -17,7 +19,9 @@ from adapters.woocommerce.client import client_for
 from adapters.woocommerce.urls import InvalidStoreUrl, normalize_store_url
 from connector import queue, shops
 from connector.adapter import Connection
+from connector.db import OAuthStateRow, ShopRow
 from connector.errors import AuthError, Fatal
+from connector.home.auth import link as home_link
 from connector.model import InstallState, Platform
 
 log = logging.getLogger("retention.woocommerce")
@@ -97,10 +101,34 @@ async def callback(request: Request) -> Response:
 
 
 async def returned(request: Request) -> Response:
-    """Where the merchant's browser lands; `success` is user-controlled, so it only drives the message."""
-    if request.query_params.get("success") == "1":
-        return PlainTextResponse("WooCommerce connected: we are checking the keys and importing your store.")
-    return PlainTextResponse("The connection was not approved in WooCommerce.", status_code=200)
+    """Where the merchant's browser lands; `success` is user-controlled, so it only drives the message.
+
+    WooCommerce echoes our state (user_id) here. A state whose key callback arrived a moment ago names the store
+    that just connected, so the page shows that store's signed app home link (once the state is no longer fresh,
+    `retention app-link` prints one).
+    """
+    if request.query_params.get("success") != "1":
+        return PlainTextResponse("The connection was not approved in WooCommerce.", status_code=200)
+    settings = request.app.state.services.settings
+    message = "WooCommerce connected: we are checking the keys and importing your store."
+    row = await _just_connected(str(request.query_params.get("user_id") or ""), settings.woocommerce.state_ttl_seconds)
+    if row is None:
+        return PlainTextResponse(message + " Your app home link: `retention app-link <store URL>`.")
+    url = home_link(settings, row)
+    return HTMLResponse(f"<!doctype html><title>Connected</title><p>{html.escape(message)}</p>"
+                        f"<p>Your app home (a private link for this store, valid 24 hours): "
+                        f"<a id='app-home' href='{html.escape(url)}'>open the app home</a></p>",
+                        headers={"Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+
+
+async def _just_connected(state: str, ttl_seconds: int) -> ShopRow | None:
+    """The store a recently used install state was issued for, if its install was stored."""
+    if not state:
+        return None
+    used = await OAuthStateRow.get_or_none(platform=Platform.WOOCOMMERCE.value, nonce=state, used_at__not_isnull=True)
+    if used is None or used.used_at is None or shops.utcnow() - used.used_at > timedelta(seconds=ttl_seconds):
+        return None
+    return await shops.find_shop(Platform.WOOCOMMERCE, used.subject)
 
 
 async def verify_and_register(conn: Connection) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from arq import Retry
 
-from connector import insights, planner, queue, shops, store, write_state
+from connector import insights, planner, queue, shop_settings, shops, store, write_state
 from connector.adapter import Adapter
 from connector.config import Settings
 from connector.db import CustomerRow, ShopRow
@@ -90,6 +90,7 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
         return {"status": "gone"}
     if row.state == InstallState.UNINSTALLED.value:
         return {"status": "uninstalled"}  # uninstalling stops all work, writes first of all
+    settings = await shop_settings.effective(settings, shop_id)  # the merchant's own choices (app home settings)
     # Taken before the load, so a change stamped later is in the next run's scope. A change stamped before it but
     # committed during the load may be missed by both runs: the next full refit writes it.
     through = shops.utcnow()
@@ -111,6 +112,9 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
         after = planner.record(written, result.accepted)
         await write_state.save(shop_id, written, after, datetime.now(timezone.utc))
         summary.update(accepted=len(result.accepted), failed=len(result.failed))
+        # What the store refused and why, for the app home (a sample: a bad run may refuse thousands alike).
+        summary["refused"] = [{"kind": change.owner_kind, "owner": change.owner_id, "reason": str(reason)[:300]}
+                              for change, reason in result.failed[:20]]
         for change, reason in result.failed[:5]:
             log.warning("shop %s: %s %s not written: %s", shop_id, change.owner_kind, change.owner_id, reason)
         # Stamped after `through`: the next scoped run plans these customers again instead of leaving them to
@@ -159,7 +163,8 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
     written = await write_state.load(shop_id)
     want = desired(settings, row.platform, computed, scope)
     owners = None if scope is None else {("customer", cid) for cid in scope}
-    plan = planner.plan(want, written, managed_prefix=settings.writeback.tag_prefix, owners=owners)
+    managed = (settings.writeback.tag_prefix, *await shop_settings.retired_prefixes(shop_id))
+    plan = planner.plan(want, written, managed_prefix=managed, owners=owners)
     summary: dict[str, Any] = {
         "status": "ok", "model": computed.analysis.model, "orders": int(frames.orders["valid"].sum()),
         "customers": saved, "run": "full" if scope is None else "scoped",

@@ -4,7 +4,6 @@ Run standalone for the demo: `python -m sandboxes.shopify.app --port 8081 --seed
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import copy
 import hashlib
@@ -370,32 +369,7 @@ class Sandbox(BulkOperations):
         return sent
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run a seeded sandbox store under uvicorn."""
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description="A local Shopify store for the retention demo")
-    parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--seed-customers", type=int, default=200)
-    parser.add_argument("--seed-products", type=int, default=40)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shop", default="sandbox-store.myshopify.com")
-    parser.add_argument("--client-id", default=os.environ.get("SHOPIFY_CLIENT_ID", "retention-dev"))
-    parser.add_argument("--schema", default=str(DEFAULT_SCHEMA))
-    parser.add_argument("--maximum-available", type=float, default=2000)
-    parser.add_argument("--restore-rate", type=float, default=100)
-    args = parser.parse_args(argv)
-    secret = os.environ.get("SHOPIFY_API_SECRET") or "sandbox-secret"
-    sandbox = Sandbox(secret=secret, client_id=args.client_id, schema_path=args.schema, shop=args.shop,
-                      maximum_available=args.maximum_available, restore_rate=args.restore_rate, deliver="thread")
-    sandbox.seed(args.seed_customers, args.seed_products, days=args.days, seed=args.seed)
-    print(f"sandbox {args.shop}: {len(sandbox.store.customers)} customers, {len(sandbox.store.orders)} orders, "
-          f"{len(sandbox.store.products)} products on http://{args.host}:{args.port}")
-    print(f"point the app at it: RETENTION_MODE=development RETENTION_SHOPIFY_ADMIN_URL=http://{args.host}:{args.port}")
-    uvicorn.run(sandbox.app, host=args.host, port=args.port, log_level="warning")
-
-
 if __name__ == "__main__":
+    from sandboxes.shopify.serve import main  # the command line lives beside the store's admin pages
+
     main()

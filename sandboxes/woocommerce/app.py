@@ -8,7 +8,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import secrets
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -252,6 +255,29 @@ def build_app(store: SandboxStore, *, deliver_every: float | None = None) -> Sta
     return app
 
 
+def shop_forever(store: SandboxStore, every: float, seed: int) -> None:
+    """Live traffic: a registered customer places an order every `every` seconds (order.created webhooks)."""
+    rng = random.Random(seed)
+
+    def run() -> None:
+        while True:
+            time.sleep(every)
+            store.create_order(rng.choice(sorted(store.customers)), rng)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def live_orders(store: SandboxStore, seed: int) -> Any:
+    """`POST /sandbox/live-orders?every=S`: customers start ordering (the demo turns it on once installed)."""
+
+    async def start(request: Request) -> Response:
+        every = float(request.query_params.get("every", "3"))
+        shop_forever(store, every, seed)
+        return PlainTextResponse(f"an order every {every:g} s")
+
+    return start
+
+
 def main() -> None:
     """`python -m sandboxes.woocommerce.app --port N`: a seeded store, webhooks delivered every second."""
     import uvicorn
@@ -261,12 +287,21 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--behind-https", action="store_true", help="accept Basic auth as if TLS were terminated upstream")
+    parser.add_argument("--customers", type=int, default=40)
+    parser.add_argument("--guests", type=int, default=15)
+    parser.add_argument("--orders", type=int, default=260)
+    parser.add_argument("--new-order-every", type=float, default=0.0, help="seconds between live orders (0: none)")
     args = parser.parse_args()
     store = SandboxStore(f"http://{args.host}:{args.port}", behind_https=args.behind_https)
-    store.seed(sandbox_data.generate(seed=args.seed, now=store.now()))
+    store.seed(sandbox_data.generate(seed=args.seed, now=store.now(), customers=args.customers, guests=args.guests,
+                                     orders=args.orders))
     ck, cs = store.add_key()
-    print(f"sandbox store {store.base_url}  consumer_key={ck} consumer_secret={cs}", flush=True)
+    print(f"sandbox store {store.base_url}: {len(store.customers)} customers, {len(store.orders)} orders  "
+          f"consumer_key={ck} consumer_secret={cs}", flush=True)
     app = build_app(store, deliver_every=1.0)
+    app.router.routes.append(Route("/sandbox/live-orders", live_orders(store, args.seed), methods=["POST"]))
+    if args.new_order_every > 0:
+        shop_forever(store, args.new_order_every, args.seed)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 

@@ -154,6 +154,17 @@ def _order(rng: random.Random, oid: int, cid: int, first: str, last: str, email:
     }
 
 
+def new_order(rng: random.Random, oid: int, customer: dict[str, Any], data: dict[str, Any],
+              now: datetime) -> dict[str, Any]:
+    """An order placed `now` by a registered customer, completed and paid (the demo's live traffic)."""
+    order = _order(rng, oid, customer["id"], customer["first_name"], customer["last_name"], customer["email"],
+                   now, data, now + timedelta(hours=2))
+    stamp = gmt(now)
+    order.update(status="completed", date_modified=stamp, date_modified_gmt=stamp, date_paid=stamp,
+                 date_paid_gmt=stamp, date_completed=stamp, date_completed_gmt=stamp)
+    return order
+
+
 def _refund(rng: random.Random, rid: int, order: dict[str, Any], data: dict[str, Any], now: datetime) -> None:
     total = Decimal(order["total"])
     amount = total if order["status"] == "refunded" else (total * Decimal(rng.choice([0.2, 0.5]))).quantize(Decimal("0.01"))

@@ -151,6 +151,15 @@ class SandboxStore:
                      "tax_lines": [], "shipping_lines": [], "fee_lines": [], "coupon_lines": [], "refunds": []}
             self.orders[oid] = order
         self.emit("order", "created", oid)
+    def create_order(self, cid: int, rng: Any) -> dict[str, Any]:
+        """A new paid order of a registered customer, placed now (and queue order.created)."""
+        with self.lock:
+            customer = self.customers[cid]
+            data = {"products": list(self.products.values()),
+                    "variations": {pid: list(vs.values()) for pid, vs in self.variations.items()}}
+            order = sandbox_data.new_order(rng, self.new_id(), customer, data, self.now())
+            self.orders[order["id"]] = order
+        self.emit("order", "created", order["id"])
         return order
 
     def create_customer(self, email: str, first: str = "New", last: str = "Customer") -> dict[str, Any]:
