@@ -34,6 +34,7 @@ class Webhooks:
     api_version: str = "2026-07"
     subscriptions: tuple[WebhookSubscription, ...] = ()
     max_body_bytes: int = 2_000_000
+    health_write_seconds: float = 2.0  # /health fails when a write cannot start this soon (a locked database)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class Schedules:
     recompute_debounce_seconds: int = 60
     refit_hours: int = 24  # a full write-back (everyone's drifted values, product lists) at least this often
     max_apply_tries: int = 8
+    inbox_retention_days: float = 30  # raw deliveries (and data_request exports) kept this long, then deleted
 
 
 @dataclass(frozen=True)

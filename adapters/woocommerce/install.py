@@ -16,6 +16,8 @@ from adapters.woocommerce import health
 from adapters.woocommerce.client import client_for
 from adapters.woocommerce.urls import InvalidStoreUrl, normalize_store_url
 from connector import queue, shops
+from connector.body import TooLarge, read_body
+from connector.crypto import bind, bound
 from connector.adapter import Connection
 from connector.errors import AuthError, Fatal
 from connector.model import InstallState, Platform
@@ -23,6 +25,7 @@ from connector.model import InstallState, Platform
 log = logging.getLogger("retention.woocommerce")
 REQUIRED_PERMISSIONS = "read_write"
 MAX_CALLBACK_BYTES = 8192
+COOKIE = "retention_wc_install"
 
 
 def _refuse(status: int, message: str) -> Response:
@@ -39,11 +42,16 @@ async def install(request: Request) -> Response:
     state = await shops.issue_state(Platform.WOOCOMMERCE, store_url, settings.woocommerce.state_ttl_seconds)
     app_url = settings.application_url.rstrip("/")
     # user_id is "our reference" echoed back in the callback (DOCS-AUTH): the state, not a WordPress user.
-    query = urlencode({
+    # The state travels through the store and back; the cookie stays in the merchant's browser: only the browser
+    # that started this install can finish it at the return URL.
+    response_query = urlencode({
         "app_name": settings.woocommerce.app_name, "scope": settings.woocommerce.scope, "user_id": state,
         "return_url": f"{app_url}/woocommerce/return", "callback_url": f"{app_url}/woocommerce/callback",
     })
-    return RedirectResponse(f"{store_url}/wc-auth/v1/authorize?{query}", status_code=302)
+    response = RedirectResponse(f"{store_url}/wc-auth/v1/authorize?{response_query}", status_code=302)
+    response.set_cookie(COOKIE, bind(settings, state), max_age=settings.woocommerce.state_ttl_seconds,
+                        path="/woocommerce", secure=not settings.development, httponly=True, samesite="lax")
+    return response
 
 
 def _keys(data: Any) -> dict[str, Any]:
@@ -64,8 +72,9 @@ async def callback(request: Request) -> Response:
     """
     services = request.app.state.services
     settings = services.settings
-    body = await request.body()
-    if len(body) > MAX_CALLBACK_BYTES:
+    try:  # streamed with a limit: a store (or anyone) posting gigabytes is cut off at the limit, never buffered
+        body = await read_body(request, request.headers.get("content-length"), MAX_CALLBACK_BYTES)
+    except TooLarge:
         return _refuse(413, "body too large")
     try:
         data = json.loads(body)
@@ -80,8 +89,10 @@ async def callback(request: Request) -> Response:
     if keys["key_permissions"] != REQUIRED_PERMISSIONS:
         return _refuse(403, f"key permissions must be {REQUIRED_PERMISSIONS}")
     existing = await shops.find_shop(Platform.WOOCOMMERCE, store_url)
-    if existing is not None and existing.state == InstallState.ACTIVE.value:
-        # The callback is unauthenticated: park the new keys until the job proves they work on this store.
+    if existing is not None and existing.credentials and existing.state != InstallState.UNINSTALLED.value:
+        # The callback is unauthenticated, and anyone can get a state for any store URL: the keys of an active
+        # shop, or of an install in progress from another state, are never replaced here. The new keys are parked
+        # until the job proves they work on this store.
         await shops.update_credentials(settings, existing.id, {"pending_keys": keys})
         shop_id = existing.id
     else:
@@ -97,7 +108,15 @@ async def callback(request: Request) -> Response:
 
 
 async def returned(request: Request) -> Response:
-    """Where the merchant's browser lands; `success` is user-controlled, so it only drives the message."""
+    """Where the merchant's browser lands; `success` is user-controlled, so it only drives the message.
+
+    The browser must be the one that started the install (its cookie binds the state): a link with someone
+    else's state shows nothing of that install.
+    """
+    settings = request.app.state.services.settings
+    if not bound(settings, request.query_params.get("user_id", ""), request.cookies.get(COOKIE)):
+        return PlainTextResponse("This install was started in another browser: start it again here.",
+                                 status_code=403)
     if request.query_params.get("success") == "1":
         return PlainTextResponse("WooCommerce connected: we are checking the keys and importing your store.")
     return PlainTextResponse("The connection was not approved in WooCommerce.", status_code=200)
