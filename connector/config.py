@@ -62,6 +62,7 @@ class Runtime:
     port: int = 8000
     worker_max_jobs: int = 10  # jobs one worker runs at once
     worker_poll_seconds: float = 0.05  # how often a worker asks Redis for jobs (it takes up to max_jobs per poll)
+    request_timeout_seconds: float = 15.0  # a client must send a whole request this soon, or it is disconnected
     worker_redis_reconnect_seconds: float = 60.0  # Redis unreachable this long: the worker exits 75 to be restarted
 
 

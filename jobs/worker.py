@@ -13,7 +13,7 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker, func
 
-from connector import database, queue
+from connector import database, logs, queue
 from connector.adapter import Adapter
 from connector.config import Settings
 from connector.model import Platform
@@ -149,6 +149,7 @@ def build_worker(settings: Settings, handle: RedisHandle, adapters: Mapping[Plat
         if own_database:
             await database.close()
 
+    logs.install()
     options: dict[str, Any] = {
         "functions": functions(),
         "cron_jobs": cron_jobs(settings),
