@@ -123,25 +123,36 @@ async def returned(request: Request) -> Response:
 
 
 async def verify_and_register(conn: Connection) -> None:
-    """Install job step: the keys must work on the stored store URL (else Fatal: the shop stays pending), then webhooks."""
+    """Install job step: the keys must work on the stored store URL (else Fatal: the shop stays pending), then webhooks.
+
+    Parked keys (from a later callback) are tried first and adopted only if they work; when they do not, an install
+    still in progress goes on with the keys it had, so a stranger's callback cannot stall a merchant's install.
+    """
     settings = conn.settings
     pending = conn.credentials.get("pending_keys")
-    keys = pending if isinstance(pending, dict) else conn.credentials
-    probe = dataclasses.replace(conn, credentials={**conn.credentials, **keys})
-    try:
-        async with client_for(probe) as client:
-            # Listing webhooks needs read permission and manage_woocommerce: proves these keys belong to this store.
-            reply = await client.get("webhooks", {"per_page": 1})
-        if not isinstance(reply.data, list):
-            raise Fatal("store did not answer with a webhook list")
-    except Fatal as exc:
+    candidates = [pending] if isinstance(pending, dict) else []
+    if not candidates or conn.shop.state is not InstallState.ACTIVE:
+        candidates.append(dict(conn.credentials))
+    failure: Fatal | None = None
+    for keys in candidates:
+        probe = dataclasses.replace(conn, credentials={**conn.credentials, **keys})
+        try:
+            async with client_for(probe) as client:
+                # Listing webhooks needs read permission and manage_woocommerce: proves these keys belong to this store.
+                reply = await client.get("webhooks", {"per_page": 1})
+            if not isinstance(reply.data, list):
+                raise Fatal("store did not answer with a webhook list")
+        except Fatal as exc:
+            failure = failure or exc
+            continue
         if pending and conn.shop.id is not None:
-            await shops.update_credentials(settings, conn.shop.id, {"pending_keys": None})
-        raise Fatal(f"WooCommerce keys do not verify against {conn.shop.domain}: {exc}") from None
+            adopted = {**keys, "pending_keys": None} if keys is pending else {"pending_keys": None}
+            conn = dataclasses.replace(conn, credentials=await shops.update_credentials(settings, conn.shop.id, adopted))
+        await health.ensure_webhooks(conn, rotate_secret=True)
+        return
     if pending and conn.shop.id is not None:
-        merged = await shops.update_credentials(settings, conn.shop.id, {**pending, "pending_keys": None})
-        conn = dataclasses.replace(conn, credentials=merged)
-    await health.ensure_webhooks(conn, rotate_secret=True)
+        await shops.update_credentials(settings, conn.shop.id, {"pending_keys": None})
+    raise Fatal(f"WooCommerce keys do not verify against {conn.shop.domain}: {failure}") from None
 
 
 def routes() -> list[BaseRoute]:
