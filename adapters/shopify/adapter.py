@@ -10,7 +10,7 @@ from adapters.shopify import install, mapping, pull, setup, webhooks, writeback
 from adapters.shopify.connect import http_client, open_client
 from connector.adapter import Connection, Delivery, Page, WebhookReport
 from connector.config import Settings
-from connector.errors import ConfigError
+from connector.errors import MALFORMED, ConfigError, Fatal
 from connector.model import Change, Platform
 from connector.writeback import WritePlan, WriteResult
 
@@ -41,7 +41,10 @@ class ShopifyAdapter:
     def normalize(self, topic: str, payload: Any) -> list[Change]:
         if isinstance(payload, (bytes, bytearray, str)):
             payload = webhooks.parse_body(bytes(payload) if isinstance(payload, bytearray) else payload)
-        return mapping.normalize(topic, payload)
+        try:
+            return mapping.normalize(topic, payload)
+        except MALFORMED as exc:  # any body can be signed (a merchant signs their own): a shape we did not expect
+            raise Fatal(f"{topic}: malformed payload ({exc.__class__.__name__}: {exc})") from None
 
     def pull(self, conn: Connection, kind: str, cursor: str | None) -> AsyncIterator[Page]:
         return pull.pull(conn, kind, cursor)
