@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connector import database, inbox
+from connector.body import TooLarge, read_body
 from connector.adapter import Adapter
 from connector.checkpoint import Checkpointer, sqlite_path
 from connector.config import Settings
@@ -22,10 +24,6 @@ from connector.runtime import open_redis, queue_pool
 from connector.services import Services
 
 log = logging.getLogger("retention.intake")
-
-
-class TooLarge(Exception):
-    """The body is over the configured limit."""
 
 
 # The two answers nearly every delivery gets, rendered once (JSONResponse would serialize them on every request).
@@ -45,25 +43,6 @@ def plain_headers(request: Request) -> dict[str, str]:
     return headers
 
 
-async def read_body(request: Request, declared: str | None, limit: int) -> bytes:
-    """Read the raw body, refusing to buffer more than `limit` bytes (or a declared length over it)."""
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -72,6 +51,14 @@ def _storage_down(exc: Exception) -> JSONResponse:
     """The database (or the row's insert) failed: 503, so the platform retries the delivery later."""
     log.error("intake: storage unavailable: %s", exc.__class__.__name__)
     return _error(503, "storage unavailable, retry later")
+
+
+# An unknown shop's delivery is checked against this throwaway key: it costs the same HMAC as a known shop's.
+NO_SHOP_KEY = secrets.token_bytes(32)
+
+
+def _signed(adapter: Adapter, headers: dict[str, str], body: bytes, secret: bytes) -> bool:
+    return adapter.verify_webhook(headers, body, secret or NO_SHOP_KEY) and bool(secret)
 
 
 def intake_state(app: Starlette) -> Intake:
@@ -107,21 +94,24 @@ async def webhook(request: Request) -> Response:
         sender = await intake.shops.lookup(adapter, delivery.shop_domain)
     except Exception as exc:  # the database is down: make the platform retry later
         return _storage_down(exc)
-    signed = not sender.secret or adapter.verify_webhook(headers, body, sender.secret)
+    signed = _signed(adapter, headers, body, sender.secret)
     if not signed and sender.cached:  # the shop's key may have changed since it was cached: read it again, once
         try:
             sender = await intake.shops.lookup(adapter, delivery.shop_domain, fresh=True)
         except Exception as exc:
             return _storage_down(exc)
-        signed = not sender.secret or adapter.verify_webhook(headers, body, sender.secret)
+        signed = _signed(adapter, headers, body, sender.secret)
+    if sender.shop_id is None or not sender.secret:
+        # Answered as a bad signature, byte for byte: an unsigned request must not learn which stores are installed.
+        log.warning("intake: webhook %s for unknown shop %s refused", delivery.topic, delivery.shop_domain)
+        return _error(401, "invalid signature")
     if not signed:
         return _error(401, "invalid signature")
-    if sender.shop_id is None or not sender.secret:
-        log.warning("intake: webhook %s for unknown shop %s refused", delivery.topic, delivery.shop_domain)
-        return _error(404, "unknown shop")
     if sender.state == InstallState.UNINSTALLED.value and delivery.topic not in adapter.after_uninstall_topics:
         log.warning("intake: webhook %s for uninstalled shop %s refused", delivery.topic, delivery.shop_domain)
         return _error(410, "shop uninstalled")
+    if len(delivery.topic) > inbox.LIMITS["topic"]:  # permanent: a retry of the same delivery cannot fit either
+        return _error(400, f"topic over {inbox.LIMITS['topic']} characters")
     key = delivery.dedup_key
     if key is None:
         try:
@@ -142,6 +132,9 @@ async def health(request: Request) -> Response:
     checks: dict[str, str] = {}
     try:
         await database.ping()
+        # Within the budget a webhook has to be stored in (Shopify waits 5 s in all): a database that answers reads
+        # but cannot take a write would fail every delivery while health said ok.
+        await database.ping_write(services.settings.database_url, services.settings.webhooks.health_write_seconds)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"down: {exc.__class__.__name__}"

@@ -17,9 +17,13 @@ class Batcher(Generic[T, R]):
     again alone, so one bad item fails only its own caller.
     """
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], max_size: int = 256) -> None:
+    def __init__(self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], max_size: int = 256,
+                 shared: Callable[[Exception], bool] = lambda exc: False) -> None:
         self._flush = flush
         self._max_size = max_size
+        # A failure that is no item's fault (the database locked or down): every item of the batch, and every item
+        # waiting, gets it at once; retrying them one by one would make the last caller wait for all the others.
+        self._shared = shared
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._runner: asyncio.Task[None] | None = None
         self.flushes = 0  # batches flushed (fallback flushes of single items included)
@@ -55,6 +59,12 @@ class Batcher(Generic[T, R]):
             if len(results) != len(batch):
                 raise RuntimeError(f"flush returned {len(results)} results for {len(batch)} items")
         except Exception as exc:
+            if self._shared(exc):
+                waiting, self._waiting = self._waiting, []
+                for _, future in [*batch, *waiting]:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
             if len(batch) > 1:
                 self.fallbacks += 1
                 for one in batch:

@@ -35,6 +35,7 @@ class Webhooks:
     api_version: str = "2026-07"
     subscriptions: tuple[WebhookSubscription, ...] = ()
     max_body_bytes: int = 2_000_000
+    health_write_seconds: float = 2.0  # /health fails when a write cannot start this soon (a locked database)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Runtime:
     port: int = 8000
     worker_max_jobs: int = 10  # jobs one worker runs at once
     worker_poll_seconds: float = 0.05  # how often a worker asks Redis for jobs (it takes up to max_jobs per poll)
+    request_timeout_seconds: float = 15.0  # a client must send a whole request this soon, or it is disconnected
+    worker_redis_reconnect_seconds: float = 60.0  # Redis unreachable this long: the worker exits 75 to be restarted
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class Schedules:
     recompute_debounce_seconds: int = 60
     refit_hours: int = 24  # a full write-back (everyone's drifted values, product lists) at least this often
     max_apply_tries: int = 8
+    inbox_retention_days: float = 30  # raw deliveries (and data_request exports) kept this long, then deleted
 
 
 @dataclass(frozen=True)

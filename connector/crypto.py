@@ -23,18 +23,35 @@ def _dev_key(settings: Settings) -> bytes:
     return path.read_bytes().strip()
 
 
-def fernet(settings: Settings) -> Fernet:
-    """The cipher for this deployment; the key comes from RETENTION_ENCRYPTION_KEY."""
+def _key(settings: Settings) -> bytes:
+    """The deployment's Fernet key; from RETENTION_ENCRYPTION_KEY."""
     key = settings.secrets.encryption_key
     if not key:
         if not settings.development:
             raise ConfigError(["RETENTION_ENCRYPTION_KEY: required outside development mode"])
-        return Fernet(_dev_key(settings))
+        return _dev_key(settings)
     try:
-        return Fernet(key.encode())
+        Fernet(key.encode())
+        return key.encode()
     except ValueError:
         # Accept any passphrase by stretching it to a Fernet key; a real key is 32 url-safe base64 bytes.
-        return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()))
+        return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest())
+
+
+def fernet(settings: Settings) -> Fernet:
+    """The cipher for this deployment; the key comes from RETENTION_ENCRYPTION_KEY."""
+    return Fernet(_key(settings))
+
+
+def bind(settings: Settings, value: str) -> str:
+    """A keyed digest of `value` (an install state) for a browser cookie: only this deployment can make one."""
+    key = hashlib.sha256(b"retention-browser-binding:" + _key(settings)).digest()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def bound(settings: Settings, value: str, given: str | None) -> bool:
+    """Constant-time check of a cookie made by `bind`."""
+    return bool(given) and hmac.compare_digest(bind(settings, value).encode(), (given or "").encode())
 
 
 def encrypt_json(settings: Settings, data: dict[str, Any]) -> str:

@@ -1,7 +1,9 @@
 """Connect Tortoise to SQLite (WAL) or PostgreSQL, and apply or check the shipped migrations."""
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
+from tortoise.transactions import in_transaction
 
 from connector.config import Settings
 from connector.errors import ConfigError
@@ -89,6 +92,32 @@ async def close() -> None:
 async def ping() -> None:
     """Raise if the database cannot answer a trivial query."""
     await get_connection("default").execute_query("SELECT 1")
+
+
+async def ping_write(url: str, budget: float) -> None:
+    """Raise unless a write could start within `budget` seconds: a read alone says nothing of a locked database.
+
+    SQLite: take the write lock (BEGIN IMMEDIATE) on a connection of its own and give it back at once; it waits for
+    another writer at most `budget` seconds. PostgreSQL: open a transaction that takes a transaction id, which a
+    read-only or recovering server refuses.
+    """
+    path = url[len("sqlite://"):].split("?", 1)[0] if url.startswith("sqlite://") else None
+    if path == ":memory:":
+        return await ping()
+    if path is not None:
+        await asyncio.to_thread(_sqlite_write_lock, path, budget)
+        return
+    async with in_transaction():
+        await asyncio.wait_for(get_connection("default").execute_query("SELECT txid_current()"), budget)
+
+
+def _sqlite_write_lock(path: str, budget: float) -> None:
+    conn = sqlite3.connect(path, timeout=budget, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
 
 
 def sql(conn: BaseDBAsyncClient, text: str) -> str:

@@ -32,3 +32,7 @@ class ConfigError(RetentionError):
 
 class AuthError(RetentionError):
     """A signature, token or state did not verify: answer 401/400, store nothing."""
+
+
+# What reading a payload of an unexpected shape raises in mapping code: the adapters turn it into Fatal.
+MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, ArithmeticError, RecursionError)

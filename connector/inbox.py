@@ -13,6 +13,7 @@ from typing import Any
 
 from tortoise import fields
 from tortoise.connection import get_connection
+from tortoise.exceptions import DBConnectionError, OperationalError
 from tortoise.transactions import in_transaction
 
 from connector.adapter import Adapter
@@ -21,7 +22,7 @@ from connector.db import InboxRow, ShopRow
 from connector.errors import Fatal, Retryable, Skippable
 from connector.model import InstallState, Platform
 from connector.shops import utcnow
-from connector.store import Applied, apply_changes
+from connector.store import Applied, apply_changes, rejected_value
 
 log = logging.getLogger(__name__)
 
@@ -136,24 +137,57 @@ async def apply_event(inbox_id: int, adapters: Mapping[Platform, Adapter]) -> Ou
         return Outcome(IGNORED, row.shop_id)
     try:
         changes = adapter.normalize(row.topic, parse_json(bytes(row.body)))
+        foreign = foreign_shop(changes, shop.domain)
+        if foreign is not None:
+            raise Fatal(f"body names shop {foreign!r}, delivered for {shop.domain!r}")
     except Skippable as exc:
         await _mark(row, IGNORED, str(exc))
         return Outcome(IGNORED, row.shop_id)
     except Retryable:
         raise
-    except (Fatal, ValueError, KeyError, TypeError, AttributeError, IndexError, ArithmeticError) as exc:
-        # A payload we cannot read is kept, visible (`retention inbox --failed`) and replayable after a fix.
-        error = f"{exc.__class__.__name__}: {exc}"
-        log.warning("inbox %s (%s) failed to normalize: %s", row.id, row.topic, error)
-        await _mark(row, FAILED, error)
-        return Outcome(FAILED, row.shop_id, error=error)
+    except Exception as exc:
+        # Any body a signer can send is input (a WooCommerce merchant signs their own): whatever reading it raises,
+        # RecursionError on deep nesting included, fails this row only; kept, visible and replayable after a fix.
+        return await _fail(row, "normalize", exc)
     # The changes and the mark commit together: a worker killed in between leaves the row pending and unapplied,
     # so the rerun applies it (and schedules its recompute) instead of finding it already stored and doing nothing.
-    async with in_transaction():
-        applied = await apply_changes(row.shop_id, changes)
-        if not applied.erased:
-            await _mark(row, APPLIED, None)
+    try:
+        async with in_transaction():
+            applied = await apply_changes(row.shop_id, changes)
+            if not applied.erased:
+                await _mark(row, APPLIED, None)
+    except Retryable:
+        raise
+    except Exception as exc:
+        if transient(exc):  # storage down or busy: the row stays pending for a retry or the sweep
+            raise Retryable(f"storage unavailable: {exc.__class__.__name__}: {exc}") from exc
+        return await _fail(row, "apply", exc)  # rolled back: nothing of it was applied
     return Outcome(APPLIED, row.shop_id, applied)
+
+
+def transient(exc: BaseException) -> bool:
+    """A storage error that may pass (connection lost, database locked), as opposed to a problem of the row."""
+    if rejected_value(exc):
+        return False
+    if isinstance(exc, (OperationalError, DBConnectionError, OSError, ConnectionError, TimeoutError)):
+        return True
+    return exc.__class__.__module__.split(".")[0] == "asyncpg"
+
+
+def foreign_shop(changes: Sequence[Any], domain: str) -> str | None:
+    """The shop a body names when it is not the one the delivery was stored for (the signed body wins)."""
+    for change in changes:
+        named = getattr(change, "shop_domain", None)
+        if named and str(named).strip().lower() != domain.lower():
+            return str(named)
+    return None
+
+
+async def _fail(row: InboxRow, step: str, exc: BaseException) -> Outcome:
+    error = f"{exc.__class__.__name__}: {exc}"[:2000]
+    log.warning("inbox %s (%s) failed to %s: %s", row.id, row.topic, step, error)
+    await _mark(row, FAILED, error)
+    return Outcome(FAILED, row.shop_id, error=error)
 
 
 async def _mark(row: InboxRow, status: str, error: str | None) -> None:
@@ -170,12 +204,25 @@ async def note_attempt(inbox_id: int, error: str) -> int:
 
 
 async def stale_pending(older_than_seconds: float, limit: int = 1000) -> list[tuple[int, int]]:
-    """(id, attempts) of pending rows older than the delay: the sweep enqueues them again."""
+    """(id, attempts) of pending rows older than the delay: the sweep enqueues them again.
+
+    Fewest attempts first, then oldest: rows that keep failing transiently go after fresh deliveries, so a pile of
+    them can never fill the sweep's limit and starve the rest.
+    """
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    rows = await InboxRow.filter(status=PENDING, received_at__lte=cutoff).order_by("id").limit(limit).values_list(
-        "id", "attempts"
-    )
+    rows = await InboxRow.filter(status=PENDING, received_at__lte=cutoff).order_by("attempts", "id").limit(
+        limit).values_list("id", "attempts")
     return [(int(i), int(a)) for i, a in rows]
+
+
+async def purge(older_than_days: float) -> int:
+    """Delete rows no longer pending that were received more than `older_than_days` ago; how many.
+
+    Their raw bodies hold personal data (names, emails, addresses) that the common model already has in its own
+    form: after the retention period only what was applied remains. Pending rows are never purged.
+    """
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    return await InboxRow.filter(status__in=[APPLIED, FAILED, IGNORED], received_at__lte=cutoff).delete()
 
 
 async def failed(limit: int = 100) -> list[InboxRow]:

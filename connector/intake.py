@@ -85,7 +85,8 @@ class Intake:
 
     def __init__(self, settings: Settings, services: Callable[[], Services], batch_size: int = BATCH_SIZE) -> None:
         self.shops = ShopCache(settings)
-        self.rows: Batcher[inbox.Received, tuple[int, bool]] = Batcher(self._store_batch, batch_size)
+        self.rows: Batcher[inbox.Received, tuple[int, bool]] = Batcher(self._store_batch, batch_size,
+                                                                       shared=inbox.transient)
         self._services = services
 
     async def store(self, received: inbox.Received) -> tuple[int, bool]:

@@ -261,6 +261,8 @@ class TagsChanged:
 class Uninstalled:
     """The merchant removed the app: stop all work for the shop."""
 
+    shop_domain: str | None = None  # the shop the signed body names, when it names one (must be the delivery's)
+
 
 @dataclass(frozen=True)
 class RedactCustomer:
@@ -269,11 +271,15 @@ class RedactCustomer:
     customer_id: str | None
     email: str | None
     order_ids: tuple[str, ...] = ()
+    shop_domain: str | None = None
+    phone: str | None = None
 
 
 @dataclass(frozen=True)
 class RedactShop:
     """Erase everything we hold on the shop (GDPR shop/redact)."""
+
+    shop_domain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +290,7 @@ class DataRequest:
     customer_id: str | None
     email: str | None
     order_ids: tuple[str, ...] = ()
+    shop_domain: str | None = None
 
 
 @dataclass(frozen=True)

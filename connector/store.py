@@ -17,12 +17,13 @@ from connector.db import (
     CustomerRow,
     DataExportRow,
     LineItemRow,
+    OAuthStateRow,
     OrderRow,
     ProductRow,
     RefundRow,
     ShopRow,
 )
-from connector.errors import Retryable
+from connector.errors import Fatal, Retryable
 from connector.shops import set_cursor, set_state, utcnow
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,9 @@ async def _apply_one(shop_id: int, change: m.Change, out: Applied) -> None:
         out.customers |= await privacy.redact_customer(shop_id, change)
         out.changed += 1
     elif isinstance(change, m.RedactShop):
+        shop = await ShopRow.get_or_none(id=shop_id)
+        if shop is not None:  # install states name the shop by domain, not by row: not reached by the cascade
+            await OAuthStateRow.filter(platform=shop.platform, subject=shop.domain).delete()
         await ShopRow.filter(id=shop_id).delete()  # cascades to every table of the shop
         out.erased = True
     elif isinstance(change, m.DataRequest):
@@ -357,5 +361,14 @@ async def apply_changes(shop_id: int, changes: Iterable[m.Change]) -> Applied:
     except IntegrityError as exc:
         raise Retryable(f"concurrent write: {exc}") from exc
     except OperationalError as exc:  # "database is locked", a dropped connection: try again later
+        if rejected_value(exc):  # a value the column cannot hold: the same every time, so the row fails
+            raise Fatal(f"value refused by the database: {exc}") from exc
         raise Retryable(f"database busy: {exc}") from exc
     return out
+
+
+def rejected_value(exc: BaseException) -> bool:
+    """The database refused a value (too long, numeric overflow, invalid text): permanent, unlike a lost
+    connection or a lock. Tortoise wraps asyncpg's DataError in its OperationalError (the cause keeps it)."""
+    cause = exc.__cause__ or exc
+    return any(k.__name__ == "DataError" for k in type(cause).__mro__) or "overflow" in str(exc).lower()

@@ -1,16 +1,19 @@
 """The arq worker: task functions, cron schedules, and the shared services in its context."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
+import redis.exceptions
 from arq import cron
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker, func
 
-from connector import database, queue
+from connector import database, logs, queue
 from connector.adapter import Adapter
 from connector.config import Settings
 from connector.model import Platform
@@ -55,6 +58,81 @@ def functions() -> list[Any]:
     return [func(task, name=name, keep_result=0, max_tries=20) for name, task in TASKS.items()]
 
 
+# Any Redis error: a connection lost mid-pipeline surfaces as a WatchError, mid-script as a ResponseError.
+REDIS_ERRORS = (redis.exceptions.RedisError, ConnectionError, OSError)
+EXIT_REDIS_LOST = 75  # EX_TEMPFAIL: the supervisor should start the worker again
+
+
+class RedisLost(Exception):
+    """Redis stayed unreachable past the reconnect window: the worker exits non-zero for its supervisor."""
+
+
+class RetentionWorker(Worker):
+    """arq's Worker that survives a Redis restart and always stops on SIGTERM.
+
+    arq lets a Redis error escape its poll loop; its close() then fails on the same error before the shutdown hook,
+    so the database connection (aiosqlite's thread) stayed open, the process never exited and, its event loop
+    stopped, SIGTERM went unheard. Here a poll that loses Redis waits for it to come back (redis-py reconnects on
+    the next command) and polls on; past `reconnect_seconds` the worker stops and exits non-zero. Shutdown always
+    runs the hook, and jobs cancelled by SIGTERM end quietly (their rows stay pending for the sweep).
+    """
+
+    def __init__(self, *args: Any, reconnect_seconds: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reconnect_seconds = reconnect_seconds
+        self.redis_lost: BaseException | None = None
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except REDIS_ERRORS as exc:
+            await self._reconnect(exc)
+
+    async def _reconnect(self, exc: BaseException) -> None:
+        try:  # a job that lost its connection while Redis restarted reports it here after Redis is back
+            await self.pool.ping()
+            log.info("worker: a Redis call failed (%s); Redis answers, polling on", exc.__class__.__name__)
+            return
+        except REDIS_ERRORS:
+            pass
+        log.warning("worker: Redis unreachable (%s); waiting up to %ss for it", exc.__class__.__name__,
+                    self.reconnect_seconds)
+        deadline = time.monotonic() + self.reconnect_seconds
+        delay = 0.1
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
+            try:
+                await self.pool.ping()
+                log.info("worker: Redis is back; polling again")
+                return
+            except REDIS_ERRORS as again:
+                if time.monotonic() >= deadline:
+                    self.redis_lost = again
+                    raise RedisLost(f"Redis unreachable for {self.reconnect_seconds}s: {again}") from again
+
+    async def close(self) -> None:
+        if not self._pool:
+            return
+        if self.tasks:  # cancelled by SIGTERM, or running on: their end, not their exception, is what matters
+            _, running = await asyncio.wait(list(self.tasks.values()), timeout=30)
+            for task in running:
+                task.cancel()
+        try:
+            await self.pool.delete(self.health_check_key)
+        except REDIS_ERRORS:
+            pass  # expires by itself
+        try:
+            if self.on_shutdown:
+                await self.on_shutdown(self.ctx)
+        finally:
+            try:
+                await self.pool.aclose()
+            except REDIS_ERRORS:
+                pass
+            self._pool = None
+
+
 def build_worker(settings: Settings, handle: RedisHandle, adapters: Mapping[Platform, Adapter], *,
                  own_database: bool = True, **overrides: Any) -> Worker:
     """An arq Worker wired to our database, Redis and these adapters (own_database=False: the caller has it open)."""
@@ -71,6 +149,7 @@ def build_worker(settings: Settings, handle: RedisHandle, adapters: Mapping[Plat
         if own_database:
             await database.close()
 
+    logs.install()
     options: dict[str, Any] = {
         "functions": functions(),
         "cron_jobs": cron_jobs(settings),
@@ -87,6 +166,7 @@ def build_worker(settings: Settings, handle: RedisHandle, adapters: Mapping[Plat
         "job_timeout": 1200,
         "handle_signals": True,
         "health_check_interval": 10,
+        "reconnect_seconds": settings.runtime.worker_redis_reconnect_seconds,
     }
     options.update(overrides)
-    return Worker(**options)
+    return RetentionWorker(**options)

@@ -11,7 +11,7 @@ PURE = [
     "connector/planner.py", "connector/segment_rules.py", "connector/analytics_settings.py",
     "connector/recommend_settings.py",
     "adapters/shopify/mapping.py", "adapters/shopify/webhooks.py", "adapters/shopify/oauth.py",
-    "adapters/woocommerce/mapping.py", "adapters/woocommerce/webhooks.py", "adapters/woocommerce/urls.py",
+    "adapters/woocommerce/mapping.py", "adapters/woocommerce/webhooks.py", "adapters/woocommerce/urls.py", "connector/addresses.py",
     "connector/queue.py", "adapters/shopify/records.py",
     *[f"jobs/analytics/{p.name}" for p in sorted((ROOT / "jobs" / "analytics").glob("*.py"))],
     *[f"jobs/recommend/{p.name}" for p in sorted((ROOT / "jobs" / "recommend").glob("*.py"))],

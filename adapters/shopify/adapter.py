@@ -13,7 +13,7 @@ from adapters.shopify.connect import http_client, open_client
 from connector.adapter import Connection, Delivery, Page, WebhookReport
 from connector.automation import NativeSegment, SegmentPlan, Subscription, TriggerCall, TriggerResult
 from connector.config import Settings
-from connector.errors import ConfigError
+from connector.errors import MALFORMED, ConfigError, Fatal
 from connector.merchant_settings import Plan
 from connector.model import Change, Platform
 from connector.writeback import WritePlan, WriteResult
@@ -45,7 +45,10 @@ class ShopifyAdapter:
     def normalize(self, topic: str, payload: Any) -> list[Change]:
         if isinstance(payload, (bytes, bytearray, str)):
             payload = webhooks.parse_body(bytes(payload) if isinstance(payload, bytearray) else payload)
-        return mapping.normalize(topic, payload)
+        try:
+            return mapping.normalize(topic, payload)
+        except MALFORMED as exc:  # any body can be signed (a merchant signs their own): a shape we did not expect
+            raise Fatal(f"{topic}: malformed payload ({exc.__class__.__name__}: {exc})") from None
 
     def pull(self, conn: Connection, kind: str, cursor: str | None) -> AsyncIterator[Page]:
         return pull.pull(conn, kind, cursor)

@@ -315,9 +315,18 @@ def _tags_event(payload: Payload, added: bool) -> list[Change]:
     return [change]
 
 
+def _named_shop(payload: Payload) -> str | None:
+    """The shop a compliance or uninstall body names (Shopify signs the body, not the shop header)."""
+    named = payload.get("shop_domain") or payload.get("myshopify_domain")
+    return str(named).strip().lower() if named else None
+
+
 def _redact(payload: Payload) -> list[Change]:
     who = payload.get("customer") or {}
-    return [RedactCustomer(gid_id(who.get("id")), normalize_email(who.get("email")), _order_ids(payload.get("orders_to_redact")))]
+    phone = who.get("phone")
+    return [RedactCustomer(gid_id(who.get("id")), normalize_email(who.get("email")),
+                           _order_ids(payload.get("orders_to_redact")), shop_domain=_named_shop(payload),
+                           phone=str(phone) if phone else None)]
 
 
 def _data_request(payload: Payload) -> list[Change]:
@@ -329,6 +338,7 @@ def _data_request(payload: Payload) -> list[Change]:
             customer_id=gid_id(who.get("id")),
             email=normalize_email(who.get("email")),
             order_ids=_order_ids(payload.get("orders_requested")),
+            shop_domain=_named_shop(payload),
         )
     ]
 
@@ -360,10 +370,10 @@ HANDLERS: dict[str, Callable[[Payload], list[Change]]] = {
     "products/delete": lambda p: [Delete(Kind.PRODUCT, _required_id(p))],
     "checkouts/create": lambda p: [Upsert(checkout(p))],
     "checkouts/update": lambda p: [Upsert(checkout(p))],
-    "app/uninstalled": lambda p: [Uninstalled()],
+    "app/uninstalled": lambda p: [Uninstalled(shop_domain=_named_shop(p))],
     "bulk_operations/finish": _bulk,
     "customers/redact": _redact,
-    "shop/redact": lambda p: [RedactShop()],
+    "shop/redact": lambda p: [RedactShop(shop_domain=_named_shop(p))],
     "customers/data_request": _data_request,
 }
 

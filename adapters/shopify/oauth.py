@@ -19,6 +19,7 @@ from connector.errors import AuthError
 SHOP_RE = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 HMAC_WINDOW_SECONDS = 300
 SESSION_TOKEN_LEEWAY = 10  # seconds; the official libraries allow 10 s of clock skew
+SESSION_TOKEN_LIFETIME = 60  # seconds: Shopify's session tokens expire one minute after they are issued
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 OFFLINE_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"
@@ -105,6 +106,12 @@ def decode_session_token(token: str, client_id: str, secret: str, now: datetime)
         raise AuthError("session token expired")
     if nbf is not None and (not isinstance(nbf, (int, float)) or moment + SESSION_TOKEN_LEEWAY < nbf):
         raise AuthError("session token not yet valid")
+    # App Bridge tokens live one minute: one that expires later (a year out, say) was not made by App Bridge, or
+    # was made to be replayed; a stolen one must not outlive its minute.
+    iat = claims.get("iat")
+    start = iat if isinstance(iat, (int, float)) else nbf if isinstance(nbf, (int, float)) else moment
+    if exp - moment > SESSION_TOKEN_LIFETIME + SESSION_TOKEN_LEEWAY or exp - start > SESSION_TOKEN_LIFETIME + SESSION_TOKEN_LEEWAY:
+        raise AuthError("session token lifetime over one minute")
     dest_host = urlsplit(str(claims["dest"])).hostname or ""
     iss = urlsplit(str(claims["iss"]))
     shop = valid_shop(dest_host)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.woocommerce import health, install, mapping, pull, webhooks, writeback
 from connector.adapter import Connection, Delivery, Page, WebhookReport
+from connector.errors import MALFORMED, Fatal
 from connector.model import Change, Platform
 
 if TYPE_CHECKING:
@@ -41,7 +42,10 @@ class WooCommerceAdapter:
         return webhooks.dedup_key(delivery, payload)
 
     def normalize(self, topic: str, payload: Any) -> list[Change]:
-        return mapping.normalize(topic, payload, self.birth_date_meta_key)
+        try:
+            return mapping.normalize(topic, payload, self.birth_date_meta_key)
+        except MALFORMED as exc:  # any body can be signed (a merchant signs their own): a shape we did not expect
+            raise Fatal(f"{topic}: malformed payload ({exc.__class__.__name__}: {exc})") from None
 
     def pull(self, conn: Connection, kind: str, cursor: str | None) -> AsyncIterator[Page]:
         return pull.pull(conn, kind, cursor)

@@ -18,10 +18,14 @@ import httpx
 from woocommerce.oauth import OAuth  # pure CPU signer; the package's synchronous HTTP is never used
 
 from adapters.woocommerce.urls import api_url
+from connector import logs
 from connector.adapter import Connection
+from connector.egress import guarded_transport
 from connector.errors import Fatal, Retryable
 
 log = logging.getLogger("retention.woocommerce")
+# Plain-http stores take OAuth 1.0a in the query string: httpx logs every request URL at INFO.
+logs.install("httpx", "httpcore")
 
 MAX_PER_PAGE = 100  # WP core collection param maximum (WP-CTRL)
 MAX_BATCH = 100  # create+update+delete together (WC-CTRL check_batch_limit)
@@ -152,6 +156,7 @@ class WooClient:
             follow_redirects=False,  # a redirect means a wrong store URL; never replay credentials elsewhere
             headers={"User-Agent": "retention-engine (WooCommerce adapter)", "Accept": "application/json"},
             transport=transport,
+            trust_env=transport is None,  # an explicit (guarded) transport is not bypassed by proxy variables
         )
 
     async def __aenter__(self) -> "WooClient":
@@ -251,5 +256,8 @@ def client_for(conn: Connection, **overrides: Any) -> WooClient:
         api_path=settings.api_path, concurrency=settings.concurrency,
         timeout=settings.timeout_seconds, max_retries=settings.max_retries,
     )
+    if not conn.settings.development:
+        # The store URL is the merchant's: connect only to the public address its name resolves to, at connect time.
+        options["transport"] = guarded_transport()
     options.update(overrides)
     return WooClient(conn.shop.domain, str(credentials.get("consumer_key", "")), str(credentials.get("consumer_secret", "")), **options)

@@ -18,6 +18,8 @@ from adapters.woocommerce import health
 from adapters.woocommerce.client import client_for
 from adapters.woocommerce.urls import InvalidStoreUrl, normalize_store_url
 from connector import queue, shops
+from connector.body import TooLarge, read_body
+from connector.crypto import bind, bound
 from connector.adapter import Connection
 from connector.db import OAuthStateRow, ShopRow
 from connector.errors import AuthError, Fatal
@@ -27,6 +29,7 @@ from connector.model import InstallState, Platform
 log = logging.getLogger("retention.woocommerce")
 REQUIRED_PERMISSIONS = "read_write"
 MAX_CALLBACK_BYTES = 8192
+COOKIE = "retention_wc_install"
 
 
 def _refuse(status: int, message: str) -> Response:
@@ -43,11 +46,16 @@ async def install(request: Request) -> Response:
     state = await shops.issue_state(Platform.WOOCOMMERCE, store_url, settings.woocommerce.state_ttl_seconds)
     app_url = settings.application_url.rstrip("/")
     # user_id is "our reference" echoed back in the callback (DOCS-AUTH): the state, not a WordPress user.
-    query = urlencode({
+    # The state travels through the store and back; the cookie stays in the merchant's browser: only the browser
+    # that started this install can finish it at the return URL.
+    response_query = urlencode({
         "app_name": settings.woocommerce.app_name, "scope": settings.woocommerce.scope, "user_id": state,
         "return_url": f"{app_url}/woocommerce/return", "callback_url": f"{app_url}/woocommerce/callback",
     })
-    return RedirectResponse(f"{store_url}/wc-auth/v1/authorize?{query}", status_code=302)
+    response = RedirectResponse(f"{store_url}/wc-auth/v1/authorize?{response_query}", status_code=302)
+    response.set_cookie(COOKIE, bind(settings, state), max_age=settings.woocommerce.state_ttl_seconds,
+                        path="/woocommerce", secure=not settings.development, httponly=True, samesite="lax")
+    return response
 
 
 def _keys(data: Any) -> dict[str, Any]:
@@ -68,8 +76,9 @@ async def callback(request: Request) -> Response:
     """
     services = request.app.state.services
     settings = services.settings
-    body = await request.body()
-    if len(body) > MAX_CALLBACK_BYTES:
+    try:  # streamed with a limit: a store (or anyone) posting gigabytes is cut off at the limit, never buffered
+        body = await read_body(request, request.headers.get("content-length"), MAX_CALLBACK_BYTES)
+    except TooLarge:
         return _refuse(413, "body too large")
     try:
         data = json.loads(body)
@@ -84,8 +93,10 @@ async def callback(request: Request) -> Response:
     if keys["key_permissions"] != REQUIRED_PERMISSIONS:
         return _refuse(403, f"key permissions must be {REQUIRED_PERMISSIONS}")
     existing = await shops.find_shop(Platform.WOOCOMMERCE, store_url)
-    if existing is not None and existing.state == InstallState.ACTIVE.value:
-        # The callback is unauthenticated: park the new keys until the job proves they work on this store.
+    if existing is not None and existing.credentials and existing.state != InstallState.UNINSTALLED.value:
+        # The callback is unauthenticated, and anyone can get a state for any store URL: the keys of an active
+        # shop, or of an install in progress from another state, are never replaced here. The new keys are parked
+        # until the job proves they work on this store.
         await shops.update_credentials(settings, existing.id, {"pending_keys": keys})
         shop_id = existing.id
     else:
@@ -103,13 +114,17 @@ async def callback(request: Request) -> Response:
 async def returned(request: Request) -> Response:
     """Where the merchant's browser lands; `success` is user-controlled, so it only drives the message.
 
-    WooCommerce echoes our state (user_id) here. A state whose key callback arrived a moment ago names the store
-    that just connected, so the page shows that store's signed app home link (once the state is no longer fresh,
-    `retention app-link` prints one).
+    WooCommerce echoes our state (user_id) here. The browser must be the one that started the install (its cookie
+    binds the state): a link with someone else's state shows nothing of that install. A state whose key callback
+    arrived a moment ago names the store that just connected, so the page shows that store's signed app home link
+    (once the state is no longer fresh, `retention app-link` prints one).
     """
+    settings = request.app.state.services.settings
+    if not bound(settings, request.query_params.get("user_id", ""), request.cookies.get(COOKIE)):
+        return PlainTextResponse("This install was started in another browser: start it again here.",
+                                 status_code=403)
     if request.query_params.get("success") != "1":
         return PlainTextResponse("The connection was not approved in WooCommerce.", status_code=200)
-    settings = request.app.state.services.settings
     message = "WooCommerce connected: we are checking the keys and importing your store."
     row = await _just_connected(str(request.query_params.get("user_id") or ""), settings.woocommerce.state_ttl_seconds)
     if row is None:
@@ -132,25 +147,36 @@ async def _just_connected(state: str, ttl_seconds: int) -> ShopRow | None:
 
 
 async def verify_and_register(conn: Connection) -> None:
-    """Install job step: the keys must work on the stored store URL (else Fatal: the shop stays pending), then webhooks."""
+    """Install job step: the keys must work on the stored store URL (else Fatal: the shop stays pending), then webhooks.
+
+    Parked keys (from a later callback) are tried first and adopted only if they work; when they do not, an install
+    still in progress goes on with the keys it had, so a stranger's callback cannot stall a merchant's install.
+    """
     settings = conn.settings
     pending = conn.credentials.get("pending_keys")
-    keys = pending if isinstance(pending, dict) else conn.credentials
-    probe = dataclasses.replace(conn, credentials={**conn.credentials, **keys})
-    try:
-        async with client_for(probe) as client:
-            # Listing webhooks needs read permission and manage_woocommerce: proves these keys belong to this store.
-            reply = await client.get("webhooks", {"per_page": 1})
-        if not isinstance(reply.data, list):
-            raise Fatal("store did not answer with a webhook list")
-    except Fatal as exc:
+    candidates = [pending] if isinstance(pending, dict) else []
+    if not candidates or conn.shop.state is not InstallState.ACTIVE:
+        candidates.append(dict(conn.credentials))
+    failure: Fatal | None = None
+    for keys in candidates:
+        probe = dataclasses.replace(conn, credentials={**conn.credentials, **keys})
+        try:
+            async with client_for(probe) as client:
+                # Listing webhooks needs read permission and manage_woocommerce: proves these keys belong to this store.
+                reply = await client.get("webhooks", {"per_page": 1})
+            if not isinstance(reply.data, list):
+                raise Fatal("store did not answer with a webhook list")
+        except Fatal as exc:
+            failure = failure or exc
+            continue
         if pending and conn.shop.id is not None:
-            await shops.update_credentials(settings, conn.shop.id, {"pending_keys": None})
-        raise Fatal(f"WooCommerce keys do not verify against {conn.shop.domain}: {exc}") from None
+            adopted = {**keys, "pending_keys": None} if keys is pending else {"pending_keys": None}
+            conn = dataclasses.replace(conn, credentials=await shops.update_credentials(settings, conn.shop.id, adopted))
+        await health.ensure_webhooks(conn, rotate_secret=True)
+        return
     if pending and conn.shop.id is not None:
-        merged = await shops.update_credentials(settings, conn.shop.id, {**pending, "pending_keys": None})
-        conn = dataclasses.replace(conn, credentials=merged)
-    await health.ensure_webhooks(conn, rotate_secret=True)
+        await shops.update_credentials(settings, conn.shop.id, {"pending_keys": None})
+    raise Fatal(f"WooCommerce keys do not verify against {conn.shop.domain}: {failure}") from None
 
 
 def routes() -> list[BaseRoute]:

@@ -5,6 +5,8 @@ import ipaddress
 import re
 from urllib.parse import quote, urlsplit
 
+from connector.addresses import forbidden_ip
+
 _HOST_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 # Hostnames that always mean this machine or the local network (RFC 6761 / 6762 / 8375).
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".localdomain")
@@ -15,15 +17,6 @@ _NUMERIC_LABELS = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+
 
 class InvalidStoreUrl(ValueError):
     """The merchant's store URL cannot be used; the message says why (safe to show)."""
-
-
-def _forbidden_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-        or ip.is_reserved or ip.is_unspecified or not ip.is_global
-    )
 
 
 def normalize_store_url(raw: str, *, development: bool) -> str:
@@ -68,7 +61,7 @@ def normalize_store_url(raw: str, *, development: bool) -> str:
             raise InvalidStoreUrl("store URL host is a non-canonical IP address")
         if not development and (host in _LOCAL_NAMES or host.endswith(_LOCAL_SUFFIXES) or "." not in host):
             raise InvalidStoreUrl("store URL must be a public host")
-    elif not development and _forbidden_ip(ip):
+    elif not development and forbidden_ip(ip):
         raise InvalidStoreUrl("store URL must not point at a private, loopback or link-local address")
     netloc = f"[{host}]" if ip is not None and ip.version == 6 else host
     if port is not None and not (scheme == "https" and port == 443) and not (scheme == "http" and port == 80):

@@ -11,6 +11,8 @@ import uvicorn
 from adapters.registry import adapters_for
 from connector.app import create_app
 from connector.config import load_settings
+from connector.errors import ConfigError
+from connector.serving import server_config, warn_development
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,9 +23,15 @@ def run(args: argparse.Namespace) -> int:
     port = args.port or settings.runtime.port
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that was there before:
     # make that handler a clean exit, so a stopped server reports success.
+    try:
+        config = server_config(create_app(settings, adapters_for(settings)), settings, host, port,
+                               log_level=settings.runtime.log_level.lower(), timeout_graceful_shutdown=10)
+    except ConfigError as exc:
+        print("retention serve: " + "; ".join(exc.problems), file=sys.stderr)
+        return 2
+    warn_development(settings)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(settings, adapters_for(settings)), host=host, port=port, log_level=settings.runtime.log_level.lower(),
-                timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run()
     return 0
 
 

@@ -8,7 +8,7 @@ import logging
 from adapters.registry import adapters_for
 from connector.config import load_settings
 from connector.runtime import open_redis
-from jobs.worker import build_worker
+from jobs.worker import EXIT_REDIS_LOST, REDIS_ERRORS, RedisLost, build_worker
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,7 +19,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.set_event_loop(asyncio.new_event_loop())
         worker = build_worker(settings, handle, adapters_for(settings), burst=args.burst)
-        worker.run()
+        try:
+            worker.run()
+        except (RedisLost, *REDIS_ERRORS) as exc:  # lost, or never reached at start
+            logging.getLogger("retention.worker").error("worker: %s; exiting for the supervisor to restart it", exc)
+            return EXIT_REDIS_LOST
     finally:
         handle.close()
     return 0

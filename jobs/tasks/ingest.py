@@ -5,7 +5,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from connector import inbox, queue, shops
+from connector import inbox, privacy, queue, shops
 from connector.db import ShopRow
 from connector.errors import Retryable
 from connector.model import InstallState
@@ -46,6 +46,10 @@ async def sweep_inbox(ctx: dict[str, Any]) -> int:
     for inbox_id, attempts in rows:
         await found.enqueue(queue.APPLY_EVENT, inbox_id, job_id=queue.apply_id(inbox_id, attempts, f"sweep:{window}"))
     await _requeue_pending_installs(found, delay)
+    retention = found.settings.schedules.inbox_retention_days
+    purged = await inbox.purge(retention) + await privacy.purge_exports(retention)
+    if purged:
+        log.info("retention: %s raw deliveries and exports older than %s days deleted", purged, retention)
     return len(rows)
 
 

@@ -108,9 +108,19 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
         if not decision.paid:
             summary["billing"] = decision.reason
     if sent and current is not None and len(plan):
-        result = await write_back(settings, adapters[Platform(current.platform)], current, plan)
-        after = planner.record(written, result.accepted)
-        await write_state.save(shop_id, written, after, datetime.now(timezone.utc))
+        result = WriteResult()
+        for part in write_parts(plan, settings):
+            # Recorded part by part: a worker killed mid-write leaves the parts already accepted recorded, so the
+            # rerun sends only the rest (at most the part in flight goes twice), instead of the whole plan again.
+            done = await write_back(settings, adapters[Platform(current.platform)], current, part)
+            after = planner.record(written, done.accepted)
+            await write_state.save(shop_id, written, after, datetime.now(timezone.utc))
+            written = after
+            result.accepted += done.accepted
+            result.failed += done.failed
+            result.skipped += done.skipped
+            result.calls += done.calls
+            result.cost += done.cost
         summary.update(accepted=len(result.accepted), failed=len(result.failed))
         # What the store refused and why, for the app home (a sample: a bad run may refuse thousands alike).
         summary["refused"] = [{"kind": change.owner_kind, "owner": change.owner_id, "reason": str(reason)[:300]}
@@ -136,6 +146,16 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
     # What the last run planned and the platform accepted, for the admin and for operators.
     await insights.set_shop(shop_id, "last_run", summary)
     return summary
+
+
+WRITE_PART = 100  # owners written (and recorded) together: one WooCommerce batch, a few Shopify requests
+
+
+def write_parts(plan: WritePlan, settings: Settings) -> list[WritePlan]:
+    """The plan in parts of WRITE_PART owners; a plan for a bulk operation stays whole (one operation)."""
+    if len(plan) > settings.writeback.bulk_threshold:
+        return [plan]
+    return [WritePlan(plan.changes[i:i + WRITE_PART]) for i in range(0, len(plan), WRITE_PART)]
 
 
 @contextmanager

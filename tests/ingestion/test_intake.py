@@ -125,7 +125,7 @@ async def test_unknown_and_uninstalled_shops_get_a_clear_4xx(ingest: Settings, c
     async with intake(ingest) as (client, _):
         unknown = await client.post("/webhooks/shopify", content=event.body,
                                     headers=event.headers("nobody.myshopify.com", SECRET))
-        assert unknown.status_code == 404 and "unknown shop" in unknown.json()["error"]
+        assert unknown.status_code == 401 and unknown.json() == {"error": "invalid signature"}  # as unsigned ones
         assert "nobody.myshopify.com" in caplog.text
         shop_id = await install(ingest, SHOP)
         await shops.set_state(shop_id, InstallState.UNINSTALLED)
@@ -261,7 +261,7 @@ async def test_the_shop_cache_never_keeps_an_unknown_shop_nor_hides_an_uninstall
             return (await client.post("/webhooks/shopify", content=event.body,
                                       headers=event.headers(SHOP, SECRET))).status_code
 
-        assert await post("before-install") == 404
+        assert await post("before-install") == 401
         shop_id = await install(ingest, SHOP)
         assert await post("just-installed") == 200  # the same instant: the unknown shop was not remembered
         await shops.set_state(shop_id, InstallState.UNINSTALLED)
