@@ -73,7 +73,7 @@ async def _save_batches(conn: BaseDBAsyncClient, shop_id: int, customers: Sequen
     for start in range(0, len(gone), BATCH):
         async with in_transaction() as tx:
             await tx.execute_many(sql(conn, "DELETE FROM customer_insight WHERE shop_id = ? AND customer_id = ?"),
-                                  [(shop_id, cid) for cid in gone[start:start + BATCH]])
+                                  [[shop_id, cid] for cid in gone[start:start + BATCH]])
 
 
 async def set_shop(shop_id: int, name: str, data: Any) -> None:

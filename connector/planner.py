@@ -21,6 +21,7 @@ from connector.model import Platform
 from connector.writeback import Metafield, OwnerChange, WritePlan
 
 OwnerKey = tuple[str, str]  # (owner_kind, owner_id)
+RecommendationKey = tuple[tuple[str, Any, "str | None"], ...]  # (product_id, reason, because_of) per item, best first
 
 MAX_TAG_CHARS = 255
 MAX_TAGS = 250  # Shopify's per-customer tag limit
@@ -58,6 +59,7 @@ class CustomerFacts:
     p_alive: float | None = None
     next_order_date: str | None = None  # YYYY-MM-DD
     recommendations: Sequence[Mapping[str, Any]] = ()  # {product_id, reason, because_of}, best first
+    recommendation_key: RecommendationKey | None = None  # the same items as tuples, when the caller has them
 
 
 @lru_cache(maxsize=65536)
@@ -156,16 +158,17 @@ def customer_state(platform: Platform | str, facts: CustomerFacts, *, prefix: st
     tags, segments_field = _segment_layout(tuple(facts.segments), prefix, max_tags)
     if segments_field is not None:
         fields.append(segments_field)
-    recs = tuple((str(r["product_id"]), r.get("reason"), None if r.get("because_of") is None else str(r["because_of"]))
-                 for r in facts.recommendations if r.get("product_id") is not None)
+    recs = facts.recommendation_key
+    if recs is None:
+        recs = tuple((str(r["product_id"]), r.get("reason"), None if r.get("because_of") is None else str(r["because_of"]))
+                     for r in facts.recommendations if r.get("product_id") is not None)
     if recs:
         fields.extend(_recommendation_fields(platform, recs, max(0, min(recommendations, MAX_LIST_ITEMS))))
     return OwnerState(tags, {m.key: m for m in fields})
 
 
 @lru_cache(maxsize=65536)
-def _recommendation_fields(platform: Platform | str, recs: tuple[tuple[str, Any, str | None], ...],
-                           n: int) -> tuple[Metafield, ...]:
+def _recommendation_fields(platform: Platform | str, recs: RecommendationKey, n: int) -> tuple[Metafield, ...]:
     """cross_sell, up_sell and rec_reasons of one recommendation list (customers share lists: cached)."""
     up = [r for r in recs if r[1] == "upgrade"][:n]
     cross = [r for r in recs if r[1] != "upgrade"][:n]

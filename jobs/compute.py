@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from connector import planner
-from connector.planner import CustomerFacts, OwnerKey, OwnerState
+from connector.planner import CustomerFacts, OwnerKey, OwnerState, RecommendationKey
 from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.analytics.features import as_of_day
 from jobs.recommend.model import fit, recommend, related_products
@@ -29,6 +29,7 @@ class Computed:
     analysis: AnalysisResult
     recommendations: dict[str, list[dict[str, Any]]]  # customer -> items, best first
     related: dict[str, list[str]]  # product -> bought-together products, best first
+    recommendation_keys: dict[str, RecommendationKey] = field(default_factory=dict)  # customer -> the planner's key
 
 
 def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Computed:
@@ -37,6 +38,7 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
     as_of = (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp).to_pydatetime()
     result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts)
     recs: dict[str, list[dict[str, Any]]] = {}
+    rec_keys: dict[str, RecommendationKey] = {}
     related: dict[str, list[str]] = {}
     if len(frames.lines):
         # The end of the as_of day: every rerun on the same day scores the same, so an unchanged shop plans nothing.
@@ -45,13 +47,22 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         table = recommend(model)
         table = table.sort_values(["customer_id", "rank"], kind="stable")
         because = [None if pd.isna(b) else b for b in table["because_of"].tolist()]
-        for cid, pid, reason, seed in zip(table["customer_id"].tolist(), table["product_id"].tolist(),
-                                          table["reason"].tolist(), because):
-            recs.setdefault(cid, []).append({"product_id": pid, "reason": reason, "because_of": seed})
+        cids, pids, reasons = table["customer_id"].tolist(), table["product_id"].tolist(), table["reason"].tolist()
+        items = [{"product_id": pid, "reason": reason, "because_of": seed}
+                 for pid, reason, seed in zip(pids, reasons, because)]
+        # The planner's cache key per customer, built here in C-level zips instead of per item in the planner.
+        keyed = all(pid is not None for pid in pids)
+        keys = list(zip(map(str, pids), reasons, [None if b is None else str(b) for b in because])) if keyed else []
+        codes = table["customer_id"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.int64)
+        for a, b in zip(starts.tolist(), np.r_[starts[1:], len(codes)].tolist()):
+            recs[cids[a]] = items[a:b]
+            if keyed:
+                rec_keys[cids[a]] = tuple(keys[a:b])
         pairs = related_products(model, settings.writeback.related_per_product)
         for pid, other in zip(pairs["product_id"].tolist(), pairs["related_product_id"].tolist()):
             related.setdefault(str(pid), []).append(str(other))
-    return Computed(result, recs, related)
+    return Computed(result, recs, related, rec_keys)
 
 
 def _segment_lists(segments: pd.DataFrame) -> list[list[str]]:
@@ -77,11 +88,12 @@ def customer_facts(computed: Computed, only: AbstractSet[str] | None = None) -> 
     groups = [None if pd.isna(g) else str(g) for g in group.tolist()]
     clv = customers.get("predicted_clv", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
     alive = customers.get("p_alive", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
-    recs = computed.recommendations
+    recs, keys = computed.recommendations, computed.recommendation_keys
     out: dict[str, CustomerFacts] = {}
     for i, cid in enumerate(customers.index.astype(str).tolist()):
         out[cid] = CustomerFacts(segments=segments[i], rfm=rfm_text[i], rfm_group=groups[i], predicted_clv=clv[i],
-                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()))
+                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()),
+                                 recommendation_key=keys.get(cid))
     return out
 
 
