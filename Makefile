@@ -23,7 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m bench
+	$(if $(QUICK),BENCH_QUICK=1 )$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .retention

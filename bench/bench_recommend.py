@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 CJ = Path(os.environ.get("BENCH_DATASETS") or "/nonexistent") / "completejourney"
 COLUMNS = "customer_id=household_id,order_id=basket_id,processed_at=transaction_timestamp,amount=sales_value"
 TARGET_SECONDS = 30.0
-SYNTH_LINES = 10_000_000
+SYNTH_LINES = int(os.environ.get("BENCH_RECOMMEND_LINES", "10000000"))  # quick mode: fewer
 
 
 def emit(name: str, value: float, unit: str, **extra: object) -> None:

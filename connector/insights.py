@@ -5,6 +5,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
@@ -17,26 +18,62 @@ BATCH = 20_000  # rows per executemany: bounds the memory of one statement's par
 async def save(shop_id: int, customers: Sequence[tuple[str, str, str]], shop: Mapping[str, str], at: datetime) -> int:
     """Replace the shop's insights: (customer_id, data JSON, segments JSON) rows and named shop JSON documents.
 
-    Customers not in `customers` (no longer analysed) are dropped.
+    Customers not in `customers` (no longer analysed) are dropped. A row whose data and segments are unchanged is not
+    rewritten (its computed_at stays the time it last changed): an unchanged shop's rerun writes almost nothing.
     """
     conn = get_connection("default")
     stamp = timestamp(conn, at)
-    rows: list[Any] = [(shop_id, cid, data, segs, stamp) for cid, data, segs in customers]
-    upsert = sql(conn, "INSERT INTO customer_insight (shop_id, customer_id, data, segments, computed_at) "
-                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (shop_id, customer_id) DO UPDATE SET "
-                       "data = excluded.data, segments = excluded.segments, computed_at = excluded.computed_at")
-    # One transaction per batch: on SQLite a single huge one would block webhook intake (one writer at a time).
-    for start in range(0, len(rows), BATCH):
-        async with in_transaction() as tx:
-            await tx.execute_many(upsert, rows[start:start + BATCH])
+    if conn.capabilities.dialect == "postgres":
+        await _save_postgres(conn, shop_id, customers, stamp)
+    else:
+        await _save_batches(conn, shop_id, customers, stamp)
     async with in_transaction() as tx:
-        await tx.execute_query(sql(conn, "DELETE FROM customer_insight WHERE shop_id = ? AND computed_at <> ?"),
-                               [shop_id, stamp])
         await tx.execute_many(sql(conn, "INSERT INTO shop_insight (shop_id, name, data, computed_at) VALUES (?, ?, ?, ?) "
                                         "ON CONFLICT (shop_id, name) DO UPDATE SET data = excluded.data, "
                                         "computed_at = excluded.computed_at"),
                               [[shop_id, name, doc, stamp] for name, doc in shop.items()])
-    return len(rows)
+    return len(customers)
+
+
+# `IS NOT` is SQLite's null-safe inequality; PostgreSQL spells it IS DISTINCT FROM (SQLite only since 3.39).
+_CHANGED = ("ON CONFLICT (shop_id, customer_id) DO UPDATE SET data = excluded.data, segments = excluded.segments, "
+            "computed_at = excluded.computed_at WHERE customer_insight.data IS NOT excluded.data "
+            "OR customer_insight.segments IS NOT excluded.segments")
+
+
+async def _save_postgres(conn: BaseDBAsyncClient, shop_id: int, customers: Sequence[tuple[str, str, str]],
+                         stamp: Any) -> None:
+    """COPY the rows into a temporary table, then one upsert of the changed rows and one delete of the dropped."""
+    async with in_transaction() as tx, tx.acquire_connection() as raw:
+        await raw.execute("CREATE TEMPORARY TABLE insight_in (customer_id text PRIMARY KEY, data text, segments text) "
+                          "ON COMMIT DROP")
+        await raw.copy_records_to_table("insight_in", records=customers,
+                                        columns=("customer_id", "data", "segments"))
+        await raw.execute("ANALYZE insight_in")
+        await raw.execute("INSERT INTO customer_insight (shop_id, customer_id, data, segments, computed_at) "
+                          "SELECT $1, customer_id, data::jsonb, segments::jsonb, $2 FROM insight_in "
+                          + _CHANGED.replace(" IS NOT ", " IS DISTINCT FROM "), shop_id, stamp)
+        await raw.execute("DELETE FROM customer_insight c WHERE c.shop_id = $1 AND NOT EXISTS "
+                          "(SELECT 1 FROM insight_in i WHERE i.customer_id = c.customer_id)", shop_id)
+
+
+async def _save_batches(conn: BaseDBAsyncClient, shop_id: int, customers: Sequence[tuple[str, str, str]],
+                        stamp: Any) -> None:
+    """SQLite: upserts in batches, each its own transaction (one huge one would block webhook intake: one writer)."""
+    upsert = sql(conn, "INSERT INTO customer_insight (shop_id, customer_id, data, segments, computed_at) "
+                       "VALUES (?, ?, ?, ?, ?) " + _CHANGED)
+    for start in range(0, len(customers), BATCH):
+        rows: list[Any] = [(shop_id, cid, data, segs, stamp) for cid, data, segs in customers[start:start + BATCH]]
+        async with in_transaction() as tx:
+            await tx.execute_many(upsert, rows)
+    _, stored = await conn.execute_query(sql(conn, "SELECT customer_id FROM customer_insight WHERE shop_id = ?"),
+                                         [shop_id])
+    dropped = {str(r[0]) for r in stored}.difference(cid for cid, _, _ in customers)
+    gone = sorted(dropped)
+    for start in range(0, len(gone), BATCH):
+        async with in_transaction() as tx:
+            await tx.execute_many(sql(conn, "DELETE FROM customer_insight WHERE shop_id = ? AND customer_id = ?"),
+                                  [[shop_id, cid] for cid in gone[start:start + BATCH]])
 
 
 async def set_shop(shop_id: int, name: str, data: Any) -> None:

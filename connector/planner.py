@@ -21,6 +21,7 @@ from connector.model import Platform
 from connector.writeback import Metafield, OwnerChange, WritePlan
 
 OwnerKey = tuple[str, str]  # (owner_kind, owner_id)
+RecommendationKey = tuple[tuple[str, Any, "str | None"], ...]  # (product_id, reason, because_of) per item, best first
 
 MAX_TAG_CHARS = 255
 MAX_TAGS = 250  # Shopify's per-customer tag limit
@@ -59,6 +60,7 @@ class CustomerFacts:
     next_order_date: str | None = None  # YYYY-MM-DD
     recommendations: Sequence[Mapping[str, Any]] = ()  # {product_id, reason, because_of}, best first
     vip_tier: str | None = None  # the merchant-named VIP tier (its tag comes with the segments)
+    recommendation_key: RecommendationKey | None = None  # the same items as tuples, when the caller has them
 
 
 @lru_cache(maxsize=65536)
@@ -101,6 +103,7 @@ def _finite(value: float | None) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
+@lru_cache(maxsize=65536)
 def _text(key: str, value: str) -> Metafield:
     data = value.encode("utf-8")[:MAX_TEXT_BYTES].decode("utf-8", "ignore")
     return Metafield(key, "single_line_text_field", data)
@@ -158,20 +161,29 @@ def customer_state(platform: Platform | str, facts: CustomerFacts, *, prefix: st
     tags, segments_field = _segment_layout(tuple(facts.segments), prefix, max_tags)
     if segments_field is not None:
         fields.append(segments_field)
-    n = max(0, min(recommendations, MAX_LIST_ITEMS))
-    recs = [r for r in facts.recommendations if r.get("product_id") is not None]
-    up = [r for r in recs if r.get("reason") == "upgrade"][:n]
-    cross = [r for r in recs if r.get("reason") != "upgrade"][:n]
+    recs = facts.recommendation_key
+    if recs is None:
+        recs = tuple((str(r["product_id"]), r.get("reason"), None if r.get("because_of") is None else str(r["because_of"]))
+                     for r in facts.recommendations if r.get("product_id") is not None)
+    if recs:
+        fields.extend(_recommendation_fields(platform, recs, max(0, min(recommendations, MAX_LIST_ITEMS))))
+    return OwnerState(tags, {m.key: m for m in fields})
+
+
+@lru_cache(maxsize=65536)
+def _recommendation_fields(platform: Platform | str, recs: RecommendationKey, n: int) -> tuple[Metafield, ...]:
+    """cross_sell, up_sell and rec_reasons of one recommendation list (customers share lists: cached)."""
+    up = [r for r in recs if r[1] == "upgrade"][:n]
+    cross = [r for r in recs if r[1] != "upgrade"][:n]
+    fields: list[Metafield] = []
     for key, items in (("cross_sell", cross), ("up_sell", up)):
-        ref = _ref_list(key, platform, [str(r["product_id"]) for r in items], n)
+        ref = _ref_list(key, platform, [r[0] for r in items], n)
         if ref is not None:
             fields.append(ref)
     if cross or up:
-        reasons = [{"product_id": str(r["product_id"]), "reason": r.get("reason"),
-                    "because_of": None if r.get("because_of") is None else str(r["because_of"])}
-                   for r in cross + up]
+        reasons = [{"product_id": pid, "reason": why, "because_of": seed} for pid, why, seed in cross + up]
         fields.append(Metafield("rec_reasons", "json", _json_list(reasons, MAX_LIST_ITEMS, MAX_JSON_BYTES)))
-    return OwnerState(tags, {m.key: m for m in fields})
+    return tuple(fields)
 
 
 def product_state(platform: Platform | str, related: Sequence[str], limit: int) -> OwnerState:
@@ -249,7 +261,11 @@ def state_to_row(state: OwnerState) -> tuple[list[str], dict[str, dict[str, str]
     return sorted(state.tags), {k: {"type": m.type, "value": m.value} for k, m in sorted(state.metafields.items())}
 
 
-def state_from_row(tags: Sequence[str] | None, metafields: Mapping[str, Mapping[str, str]] | None) -> OwnerState:
+def state_from_row(tags: Iterable[str] | None, metafields: Mapping[str, Mapping[str, str]] | None) -> OwnerState:
     """An OwnerState from the JSON columns of a WriteStateRow."""
-    fields = {k: Metafield(k, str(v["type"]), str(v["value"])) for k, v in (metafields or {}).items()}
-    return OwnerState(frozenset(tags or ()), fields)
+    fields = {k: _stored_field(k, str(v["type"]), str(v["value"])) for k, v in (metafields or {}).items()}
+    return OwnerState(tags if isinstance(tags, frozenset) else frozenset(tags or ()), fields)
+
+
+# Most stored values repeat across a shop's owners (RFM cells, groups, segment lists, dates): one object each.
+_stored_field = lru_cache(maxsize=262144)(Metafield)

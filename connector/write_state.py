@@ -22,7 +22,20 @@ async def load(shop_id: int) -> dict[OwnerKey, OwnerState]:
     conn = get_connection("default")
     _, rows = await conn.execute_query(
         sql(conn, "SELECT owner_kind, owner_id, tags, metafields FROM write_state WHERE shop_id = ?"), [shop_id])
-    return {(str(r[0]), str(r[1])): planner.state_from_row(json_column(r[2]), json_column(r[3])) for r in rows}
+    if not rows or not isinstance(rows[0][3], (str, bytes)):
+        return {(str(r[0]), str(r[1])): planner.state_from_row(json_column(r[2]), json_column(r[3])) for r in rows}
+    # JSON text (SQLite; jsonb over raw asyncpg): one json.loads over all metafields instead of one call per row,
+    # and each distinct tag list (few per shop) decoded once.
+    fields = json.loads("[" + ",".join(str(r[3]) for r in rows) + "]")
+    tags: dict[str, frozenset[str]] = {}
+    out: dict[OwnerKey, OwnerState] = {}
+    for r, meta in zip(rows, fields):
+        text = str(r[2])
+        found = tags.get(text)
+        if found is None:
+            found = tags[text] = frozenset(json.loads(text) or ())
+        out[(str(r[0]), str(r[1]))] = planner.state_from_row(found, meta)
+    return out
 
 
 async def save(shop_id: int, before: Mapping[OwnerKey, OwnerState], after: Mapping[OwnerKey, OwnerState],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from connector import planner
-from connector.planner import CustomerFacts, OwnerKey, OwnerState
+from connector.planner import CustomerFacts, OwnerKey, OwnerState, RecommendationKey
 from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.analytics.charts import chart_data
 from jobs.analytics.features import as_of_day
@@ -31,6 +31,7 @@ class Computed:
     analysis: AnalysisResult
     recommendations: dict[str, list[dict[str, Any]]]  # customer -> items, best first
     related: dict[str, list[str]]  # product -> bought-together products, best first
+    recommendation_keys: dict[str, RecommendationKey] = field(default_factory=dict)  # customer -> the planner's key
 
 
 def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Computed:
@@ -43,6 +44,7 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         result = dataclasses.replace(result, extra={**result.extra, "reconciliation": frames.reconciliation})
     result.extra["charts"] = chart_data(result.customers, frames.orders, as_of)  # the app home's charts page
     recs: dict[str, list[dict[str, Any]]] = {}
+    rec_keys: dict[str, RecommendationKey] = {}
     related: dict[str, list[str]] = {}
     if len(frames.lines):
         # The end of the as_of day: every rerun on the same day scores the same, so an unchanged shop plans nothing.
@@ -51,11 +53,24 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         table = recommend(model)
         table = table.sort_values(["customer_id", "rank"], kind="stable")
         because = [None if pd.isna(b) else b for b in table["because_of"].tolist()]
-        for cid, pid, reason, seed in zip(table["customer_id"].tolist(), table["product_id"].tolist(),
-                                          table["reason"].tolist(), because):
-            recs.setdefault(cid, []).append({"product_id": pid, "reason": reason, "because_of": seed})
-        recs = pin_and_exclude(recs, settings.recommendations.pins, settings.recommendations.exclusions,
-                               settings.recommendations.k)
+        cids, pids, reasons = table["customer_id"].tolist(), table["product_id"].tolist(), table["reason"].tolist()
+        items = [{"product_id": pid, "reason": reason, "because_of": seed}
+                 for pid, reason, seed in zip(pids, reasons, because)]
+        # The planner's cache key per customer, built here in C-level zips instead of per item in the planner.
+        keyed = all(pid is not None for pid in pids)
+        keys = list(zip(map(str, pids), reasons, [None if b is None else str(b) for b in because])) if keyed else []
+        codes = table["customer_id"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.int64)
+        for a, b in zip(starts.tolist(), np.r_[starts[1:], len(codes)].tolist()):
+            recs[cids[a]] = items[a:b]
+            if keyed:
+                rec_keys[cids[a]] = tuple(keys[a:b])
+        pins, exclusions = settings.recommendations.pins, settings.recommendations.exclusions
+        if pins or exclusions:
+            recs = pin_and_exclude(recs, pins, exclusions, settings.recommendations.k)
+            rec_keys = {cid: tuple((str(i["product_id"]), i["reason"],
+                                    None if i["because_of"] is None else str(i["because_of"])) for i in items)
+                        for cid, items in recs.items()} if keyed else {}
         counts: dict[str, int] = {}
         for items in recs.values():
             for item in items:
@@ -66,7 +81,7 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         pairs = related_products(model, settings.writeback.related_per_product)
         for pid, other in zip(pairs["product_id"].tolist(), pairs["related_product_id"].tolist()):
             related.setdefault(str(pid), []).append(str(other))
-    return Computed(result, recs, related)
+    return Computed(result, recs, related, rec_keys)
 
 
 def pin_and_exclude(recs: dict[str, list[dict[str, Any]]], pins: tuple[str, ...], exclusions: tuple[str, ...],
@@ -109,12 +124,12 @@ def customer_facts(computed: Computed, only: AbstractSet[str] | None = None) -> 
     alive = customers.get("p_alive", pd.Series(np.nan, index=customers.index)).astype(float).tolist()
     tier = customers.get("vip_tier", pd.Series(None, index=customers.index))
     tiers = [g if isinstance(g, str) and g else None for g in tier.tolist()]
-    recs = computed.recommendations
+    recs, keys = computed.recommendations, computed.recommendation_keys
     out: dict[str, CustomerFacts] = {}
     for i, cid in enumerate(customers.index.astype(str).tolist()):
         out[cid] = CustomerFacts(segments=segments[i], rfm=rfm_text[i], rfm_group=groups[i], predicted_clv=clv[i],
                                  p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()),
-                                 vip_tier=tiers[i])
+                                 vip_tier=tiers[i], recommendation_key=keys.get(cid))
     return out
 
 

@@ -57,12 +57,25 @@ def plan_settings(settings: Settings) -> str:
     return hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
 
 
-def full_refit_due(cursors: Mapping[str, Any], settings: Settings, now: datetime) -> bool:
-    """A full run is due when none was recorded, the last is refit_hours old, or the settings changed since."""
+SPREAD = 0.25  # a shop's refit comes up to this share of refit_hours early, by a fixed per-shop phase
+
+
+def phase(shop_id: int) -> float:
+    """A stable number in [0, 1) per shop (not Python's hash: it must agree across processes and restarts)."""
+    return int.from_bytes(hashlib.blake2b(str(shop_id).encode(), digest_size=4).digest(), "big") / 2 ** 32
+
+
+def full_refit_due(cursors: Mapping[str, Any], settings: Settings, now: datetime, shop_id: int | None = None) -> bool:
+    """A full run is due when none was recorded, the last is refit_hours old, or the settings changed since.
+
+    With a shop id the period is shortened by the shop's phase (never lengthened, so every shop still refits at least
+    every refit_hours): shops installed or migrated together drift apart instead of refitting in the same hour.
+    """
     last = cursors.get(FULL_REFIT_AT)
     if last is None or cursors.get(PLAN_SETTINGS) != plan_settings(settings):
         return True
-    return now - datetime.fromisoformat(str(last)) >= timedelta(hours=settings.schedules.refit_hours)
+    hours = settings.schedules.refit_hours * (1 - SPREAD * (0.0 if shop_id is None else phase(shop_id)))
+    return now - datetime.fromisoformat(str(last)) >= timedelta(hours=hours)
 
 
 async def changed_since(shop_id: int, since: datetime) -> set[str]:
@@ -95,7 +108,7 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
     # committed during the load may be missed by both runs: the next full refit writes it.
     through = shops.utcnow()
     planned_through = row.cursors.get(PLANNED_THROUGH)
-    full = full or planned_through is None or full_refit_due(row.cursors, settings, through)
+    full = full or planned_through is None or full_refit_due(row.cursors, settings, through, shop_id)
     scope = None if full else await changed_since(shop_id, datetime.fromisoformat(str(planned_through)))
     with _without_cyclic_gc():
         summary, plan, written, computed = await _analyse_and_plan(settings, row, as_of, started, scope)
@@ -220,11 +233,11 @@ async def refit_due(ctx: dict[str, Any]) -> int:
     """Cron: queue a recompute of every active shop whose full refit is due (it runs full, writing the drift)."""
     found = services(ctx)
     now = shops.utcnow()
-    due = [row.id for row in await ShopRow.filter(state=InstallState.ACTIVE.value).only("id", "cursors")
-           if full_refit_due(row.cursors, found.settings, now)]
-    for shop_id in due:
-        # The debounced job's id: a recompute already queued for the shop is that one, and it runs full.
-        await found.enqueue(queue.RECOMPUTE_SHOP, shop_id, job_id=queue.recompute_id(shop_id))
+    rows = await ShopRow.filter(state=InstallState.ACTIVE.value).only("id", "cursors")
+    due = [row.id for row in rows if full_refit_due(row.cursors, found.settings, now, row.id)]
+    # One Redis round trip for all of them. The debounced job's id: a recompute already queued (or running) for a shop
+    # is that one, and it runs full; arq refuses a second job under the id, so one recompute per shop at a time.
+    await found.enqueue_many(queue.RECOMPUTE_SHOP, [(queue.recompute_id(shop_id), (shop_id,)) for shop_id in due])
     return len(due)
 
 

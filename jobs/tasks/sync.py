@@ -65,6 +65,6 @@ async def reconcile_all(ctx: dict[str, Any]) -> int:
     """Cron: queue a sync of every active shop (webhooks are not guaranteed; WooCommerce never retries)."""
     found = services(ctx)
     ids = cast(list[int], await ShopRow.filter(state=InstallState.ACTIVE.value).values_list("id", flat=True))
-    for shop_id in ids:
-        await found.enqueue(queue.SYNC_SHOP, shop_id, job_id=queue.sync_id(shop_id))
+    # One Redis round trip for all shops (10,000 shops: one call, not 10,000); a sync still queued keeps its id.
+    await found.enqueue_many(queue.SYNC_SHOP, [(queue.sync_id(shop_id), (shop_id,)) for shop_id in ids])
     return len(ids)

@@ -397,3 +397,16 @@ async def test_the_refit_cron_queues_only_active_shops_whose_refit_is_due(settin
         await services.close()
     [cron_job] = [c for c in cron_jobs(settings) if c.coroutine is refit_due]
     assert cron_job.minute == {17} and "refit_due" in {f.name for f in functions()}  # hourly, and enqueueable
+
+
+async def test_the_planners_recommendation_keys_from_compute_give_the_state_derived_from_the_items(
+        settings: Settings) -> None:
+    shop_id = await new_shop(settings)
+    await seed(shop_id, products() + shop_orders(200))
+    computed = compute(await load_shop(shop_id), settings, AS_OF)
+
+    assert computed.recommendation_keys and set(computed.recommendation_keys) == set(computed.recommendations)
+    keyed = desired(settings, "shopify", computed)
+    derived = desired(settings, "shopify", dataclasses.replace(computed, recommendation_keys={}))
+    assert keyed == derived and any(key[0] == "customer" and "cross_sell" in state.metafields
+                                    for key, state in keyed.items())
