@@ -6,7 +6,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0003_customer_changed_at')]
+    dependencies = [('models', '0005_flow_triggers')]
 
     initial = False
 

@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0003_customer_changed_at')]
+    dependencies = [('models', '0004_customer_birth_date')]
 
     initial = False
 
