@@ -58,3 +58,25 @@ def test_cohort_matrix_starts_full_and_leaves_the_future_unknown() -> None:
     assert january[1] == pytest.approx(0.5) and january[6] == pytest.approx(0.5) and january[2] == 0.0
     assert np.isnan(matrix.loc["2026-11"].drop(0)).all()
     assert matrix.loc["2026-06", 5] == pytest.approx(1.0)  # b came back in November
+
+
+def test_orders_without_a_person_count_for_the_shop_but_for_no_customer() -> None:
+    from connector.analytics_settings import AnalyticsSettings
+    from jobs.analytics.analyze import analyze
+
+    frame = orders()
+    frame["anonymous"] = frame["customer_id"] == "c"  # c was deleted: the 100.00 sale stays the shop's
+    result = analyze(frame, AnalyticsSettings(), AS_OF)
+    assert result.kpis["orders"] == 9 and result.kpis["revenue"] == pytest.approx(415.0)
+    assert result.kpis["customers"] == 4 and "c" not in result.customers.index
+
+
+def test_the_reconciliation_line_adds_the_store_counts_up_to_the_analysed_ones() -> None:
+    from jobs.analytics.kpis import reconciliation_line
+
+    rec = {"store_customers": 1500, "guest_buyers": 41, "store_orders": 6823, "cancelled": 300, "test": 35,
+           "unpaid": 0, "other_currency": 0, "fully_refunded": 0, "counted_orders": 6488}
+    line = reconciliation_line(rec, {"customers": 1541, "orders": 6488})
+    assert line == ("1500 customers in the store (1500 with a counted order) + 41 guests by email = 1541 analysed; "
+                    "6823 orders - 300 cancelled - 35 test - 0 unpaid - 0 in another currency - 0 fully refunded = "
+                    "6488 counted")
