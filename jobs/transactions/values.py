@@ -1,4 +1,4 @@
-"""Text cells of a transaction CSV to values (amounts, dates, quantities) with pyarrow kernels; a refusal names lines."""
+"""Text cells of a transaction CSV to amounts, dates and quantities with pyarrow kernels; refusals name lines."""
 from __future__ import annotations
 
 from collections.abc import Sequence

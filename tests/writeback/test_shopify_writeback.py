@@ -104,8 +104,11 @@ async def written_state(shop_id: int) -> dict[str, tuple[set[str], dict[str, Any
 
 
 async def analysed_customers(shop_id: int) -> set[str]:
-    ids = await CustomerInsightRow.filter(shop_id=shop_id).values_list("customer_id", flat=True)
-    return {customer_gid(i) for i in ids if not str(i).startswith("guest:")}
+    """Analysed registered customers with something to carry: buyers, and anyone in a segment (a customer known
+    only by a birth date has nothing to write outside the birthday segments)."""
+    rows = await CustomerInsightRow.filter(shop_id=shop_id).values("customer_id", "data", "segments")
+    return {customer_gid(r["customer_id"]) for r in rows if not str(r["customer_id"]).startswith("guest:")
+            and (r["segments"] or (r["data"].get("number_of_orders") or 0) > 0)}
 
 
 def ours(tags: Any) -> set[str]:
@@ -308,9 +311,10 @@ async def test_metafield_values_have_the_shape_liquid_expects(shop: ShopifyShop)
             assert liquid["list?"] and all(isinstance(s, str) for s in value)
             assert {t[len(PREFIX):] for t in ours(tags)} <= set(value)
         else:
-            assert key in ("rfm", "rfm_group") and isinstance(value, str) and "\n" not in value
-    # Every defined key was written and checked (up_sell only where the catalogue offers a pricier same-type product).
-    assert {d.key for d in DEFINITIONS} - {"up_sell"} <= set(seen) <= {d.key for d in DEFINITIONS}
+            assert key in ("rfm", "rfm_group", "vip_tier") and isinstance(value, str) and "\n" not in value
+    # Every defined key was written and checked (up_sell only where the catalogue offers a pricier same-type product;
+    # vip_tier only when [analytics.vip_tiers] names tiers, which the default settings do not).
+    assert {d.key for d in DEFINITIONS} - {"up_sell", "vip_tier"} <= set(seen) <= {d.key for d in DEFINITIONS}
     # The check is live: Python's own float spelling of a small p_alive is a value Shopify refuses.
     assert store.check_value("number_decimal", str(0.00003)) is not None
 
