@@ -54,6 +54,12 @@ def copy_database(template: Path, target: Path) -> None:
             shutil.copyfile(source, str(target) + suffix)
 
 
+def without_merchant_tools(settings: Settings) -> Settings:
+    """These tests count write-back requests: native segments and Flow (tests/automation) make their own."""
+    return dataclasses.replace(settings, native_segments=dataclasses.replace(settings.native_segments, enabled=False),
+                               flow=dataclasses.replace(settings.flow, enabled=False))
+
+
 def with_writeback(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, writeback=dataclasses.replace(settings.writeback, **changes))
 
@@ -107,7 +113,7 @@ async def opened_shopify(template: Sandbox, template_db: Path, shop_id: int, tmp
                          served: Any, **bucket: float) -> AsyncIterator[ShopifyShop]:
     """A copy of the template store, served on its own port, with a copy of the template database connected."""
     client_module.BUCKETS.clear()  # the client's bucket estimate is per endpoint; a new port is a new shop
-    settings = make_settings(tmp, application_url=APP)
+    settings = without_merchant_tools(make_settings(tmp, application_url=APP))
     copy_database(template_db, Path(settings.database_url[len("sqlite://"):]))
     await database.connect(settings)
     bucket.setdefault("maximum_available", 1_000_000)  # unless a test says otherwise, the rate limit is not the subject
