@@ -79,8 +79,9 @@ class Processes:
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.data_dir / f"{name}.log").open("ab")
+        # Own session: a Ctrl-C at the terminal reaches the demo only, which stops these with SIGTERM, in order.
         proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
         self.running[name] = proc
         return proc
 

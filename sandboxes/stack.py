@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -187,14 +188,25 @@ def app_home_section(app_url: str, shopify_url: str, woo_link: str, config: Path
 
 
 def keep_running(procs: Processes, config: Path, env: dict[str, str], every: float = 15.0) -> None:
-    """--keep-running: everything stays up (orders keep arriving) until Ctrl-C; a status line now and then."""
+    """--keep-running: everything stays up (orders keep arriving) until Ctrl-C; a status line now and then.
+
+    Ctrl-C is caught here (asyncio.run would otherwise cancel the demo mid-way and skip stopping the processes).
+    """
+    stop: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.append(signum))
     print("\nEverything keeps running (new orders keep arriving); open the URLs above. Ctrl-C stops.", flush=True)
     try:
+        next_status = time.monotonic() + every
         while True:
-            time.sleep(every)
+            time.sleep(0.2)
+            if stop:
+                break
             procs.check()
-            status = subprocess.run([sys.executable, "-m", "jobs.cli", "status", "--config", str(config)], cwd=ROOT,
-                                    env=env, capture_output=True, text=True, timeout=60)
-            print(status.stdout.rstrip(), flush=True)
-    except KeyboardInterrupt:
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + every
+                status = subprocess.run([sys.executable, "-m", "jobs.cli", "status", "--config", str(config)],
+                                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+                print(status.stdout.rstrip(), flush=True)
         print("\nstopping…", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -19,10 +19,12 @@ from sandboxes.shopify.serve import session_token
 from tests.support.browser import browser as open_browser
 from tests.support.browser import offline
 
+# Package scope, not session: Playwright's sync API runs an event loop on this thread while a browser is open, and
+# the asyncio tests of other packages cannot start theirs meanwhile. Closed after this package's last test.
 FAST = {"inbox_sweep_seconds": 2, "inbox_pending_delay_seconds": 2, "recompute_debounce_seconds": 2}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
     with open_browser() as launched:
         yield launched
@@ -39,7 +41,7 @@ def page(chromium: Browser) -> Iterator[Page]:
         context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory, chromium: Browser) -> Iterator[stacks.Stack]:
     data_dir: Path = tmp_path_factory.mktemp("app-home")
     running = stacks.start(data_dir, shopify_customers=300, woo_customers=60, woo_orders=400, fast=FAST)
