@@ -103,7 +103,7 @@ def test_bought_together_lists_the_products_related_to_this_one_not_itself(store
 
 def test_tier_banner_names_the_tier_or_vip_and_hides_for_everyone_else(store: Store) -> None:
     gold, vip, plain = customers(store)[:3]
-    set_fields(store, gid("Customer", gold), tier=("single_line_text_field", "Gold"))
+    set_fields(store, gid("Customer", gold), vip_tier=("single_line_text_field", "gold"))
     set_fields(store, gid("Customer", vip), segments=("list.single_line_text_field", '["vip"]'))
     front = Storefront(store)
     html = front.render("tier_banner", customer_id=gold)
@@ -136,7 +136,7 @@ def test_next_order_reminder_shows_the_expected_date_within_the_window(store: St
 def test_app_embed_shares_segments_as_json_and_notices_one_segment(store: Store) -> None:
     risky, plain = customers(store)[:2]
     set_fields(store, gid("Customer", risky), segments=("list.single_line_text_field", '["at_risk","repeat"]'),
-               tier=("single_line_text_field", "Silver"))
+               vip_tier=("single_line_text_field", "silver"))
     front = Storefront(store)
 
     def data(html: str) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def test_app_embed_shares_segments_as_json_and_notices_one_segment(store: Store)
         return parsed
 
     html = front.render("embed", customer_id=risky)
-    assert data(html) == {"signedIn": True, "segments": ["at_risk", "repeat"], "tier": "Silver", "nextOrderDate": None}
+    assert data(html) == {"signedIn": True, "segments": ["at_risk", "repeat"], "tier": "silver", "nextOrderDate": None}
     assert "retention-notice" in html and store.customers[risky]["first_name"] in html
     plain_html = front.render("embed", customer_id=plain)
     assert data(plain_html)["segments"] == [] and "retention-notice" not in plain_html
