@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.analyze import analyze, holdout_deciles
+from jobs.analytics.analyze import AnalysisResult, analyze, holdout_deciles
 from jobs.analytics.clv import conditional_expected_purchases
 from jobs.analytics.features import AsOf, as_of_day, valid_orders
 
@@ -78,6 +78,11 @@ def prediction_accuracy(orders: pd.DataFrame, settings: AnalyticsSettings, cutof
     """Fit on orders up to `cutoff`, predict up to `end`, and compare with the orders that came."""
     result = analyze(orders.loc[orders["processed_at"] < as_of_day(cutoff) + pd.Timedelta(days=1)], settings,
                      cutoff, checkouts)
+    return accuracy_of(result, orders, settings, end)
+
+
+def accuracy_of(result: AnalysisResult, orders: pd.DataFrame, settings: AnalyticsSettings, end: AsOf) -> Accuracy:
+    """Compare an analysis made as of its day with the orders placed after it, up to `end`."""
     start, stop = result.as_of + pd.Timedelta(days=1), as_of_day(end)
     if stop < start:
         raise ValueError(f"the window end {stop.date()} is not after the cut-off {result.as_of.date()}")
