@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.analyze import AnalysisResult, analyze, holdout_deciles
+from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.analytics.clv import conditional_expected_purchases
 from jobs.analytics.features import AsOf, as_of_day, valid_orders
 
@@ -54,6 +54,15 @@ def _window_actuals(orders: pd.DataFrame, ids: pd.Index, start: pd.Timestamp, en
     out["purchases"] = out["purchases"].fillna(0.0)  # absent from the window = bought nothing in it
     out["spend"] = out["spend"].fillna(0.0)
     return out
+
+
+def deciles(predicted: np.ndarray, actual: np.ndarray, ids: np.ndarray) -> list[dict[str, float]]:
+    """Predicted vs actual per tenth of the customers ranked by prediction (ties by id), fewest first."""
+    if not len(predicted):
+        return []
+    order = np.lexsort((ids, predicted))
+    return [{"decile": n, "customers": int(len(part)), "predicted": float(predicted[part].sum()),
+             "actual": float(actual[part].sum())} for n, part in enumerate(np.array_split(order, 10), start=1)]
 
 
 def sentence_for(predicted: np.ndarray, actual: np.ndarray, min_group: int = 10) -> str:
@@ -120,6 +129,6 @@ def accuracy_of(result: AnalysisResult, orders: pd.DataFrame, settings: Analytic
         lapsed_or_at_risk=int(labelled.sum()), came_back=int(came_back.sum()),
         next_order_customers=int(both.sum()),
         next_order_median_days_off=float(off.median()) if len(off) else None,
-        deciles=holdout_deciles(result, orders, stop),
+        deciles=deciles(predicted, got, buyers.index.to_numpy().astype(str)),
         sentence=sentence_for(predicted, got),
     )

@@ -159,10 +159,10 @@ def render(payload: dict[str, Any]) -> str:
     checked = payload.get("accuracy")
     if checked:
         came = f"{checked['came_back']} of {checked['lapsed_or_at_risk']}"
-        rows = [("mean absolute error, purchases per customer", _fmt(checked["mae_purchases"])),
+        figures = [("mean absolute error, purchases per customer", _fmt(checked["mae_purchases"])),
                 ("predicted / actual spend", f"{_fmt(checked['predicted_spend'])} / {_fmt(checked['actual_spend'])}"),
                 ("mean absolute error, spend per customer", _fmt(checked["mae_spend"])),
                 ("lapsed or at risk who came back", came),
                 ("next order date, median days off", _fmt(checked["next_order_median_days_off"]))]
-        parts += ["", checked["sentence"], _table(rows)]
+        parts += ["", checked["sentence"], _table(figures)]
     return "\n".join(parts)

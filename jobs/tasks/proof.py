@@ -8,6 +8,7 @@ import pandas as pd
 
 from connector import insights, shop_settings, shops
 from connector.config import Settings
+from connector.db import OrderRow
 from jobs.analytics.accuracy import prediction_accuracy
 from jobs.tasks.context import services
 from jobs.tasks.frames import load_shop
@@ -24,10 +25,14 @@ async def refresh_accuracy(settings: Settings, shop_id: int, as_of: datetime) ->
     stamp = pd.Timestamp(as_of)
     end = (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp).normalize()
     cutoff = end - pd.Timedelta(days=days)
+    before = (cutoff + pd.Timedelta(days=1)).to_pydatetime().replace(tzinfo=timezone.utc)
+    # Checked first in SQL: a young shop (or one still backfilling) costs one query, not a load of every order.
+    if not await OrderRow.filter(shop_id=shop_id, processed_at__lt=before).exists():
+        return {"status": "skipped", "reason": f"no order on or before the cut-off {cutoff.date()}"}
     frames = await load_shop(shop_id, settings)
     orders = frames.orders
-    if not len(orders) or not (orders["processed_at"] < cutoff + pd.Timedelta(days=1)).any():
-        return {"status": "skipped", "reason": f"no order on or before the cut-off {cutoff.date()}"}
+    if not (orders["processed_at"] < cutoff + pd.Timedelta(days=1)).any():
+        return {"status": "skipped", "reason": f"no valid order on or before the cut-off {cutoff.date()}"}
     checked = prediction_accuracy(orders, settings.analytics, cutoff, end, frames.checkouts).to_dict()
     checked["computed_at"] = datetime.now(timezone.utc).isoformat()
     previous = await insights.shop(shop_id, "accuracy")
