@@ -124,6 +124,20 @@ VIP_TIER_BY = ("predicted_clv", "amount_spent")
 
 
 @dataclass(frozen=True)
+class Program:
+    """`[[analytics.programs]]`: a segment the merchant treats differently (VIP perks, a win-back offer), with a
+    hold-out: that share of its members gets the tag `<segment>_control` instead, so nothing treats them."""
+
+    segment: str
+    holdout: float = 0.10  # share of new members held out; stored arms never change
+
+
+def control_segment(segment: str) -> str:
+    """The segment (and tag) name of a program's control arm."""
+    return f"{segment}_control"
+
+
+@dataclass(frozen=True)
 class CustomSegment:
     name: str
     rule: str
@@ -166,6 +180,8 @@ class AnalyticsSettings:
     segments: SegmentSettings = field(default_factory=SegmentSettings)
     custom: tuple[CustomSegment, ...] = ()
     vip_tiers: VipTiers = field(default_factory=VipTiers)
+    programs: tuple[Program, ...] = ()
+    accuracy_window_days: int = 90  # each full refit also checks a fit up to this many days ago against what came; 0: off
 
 
 def builtin_segment_names() -> tuple[str, ...]:
@@ -215,6 +231,26 @@ def validate_vip_tiers(settings: AnalyticsSettings) -> list[str]:
         problems.append("vip_tiers.tiers: list tiers best first (min_value strictly decreasing)")
     elif percents != sorted(percents) or len(set(percents)) < len(percents):
         problems.append("vip_tiers.tiers: list tiers best first (top_percent strictly increasing)")
+    return problems
+
+
+def validate_programs(settings: AnalyticsSettings) -> list[str]:
+    """Every problem with the programs: an unknown or repeated segment, a hold-out share outside (0, 0.5]."""
+    known = set(builtin_segment_names()) | {c.name for c in settings.custom}
+    known |= {vip_tier_segment(t.name) for t in settings.vip_tiers.tiers}
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, program in enumerate(settings.programs):
+        label = f"programs[{index}] ({program.segment!r})"
+        if program.segment not in known:
+            problems.append(f"{label}: no such segment")
+        elif program.segment in seen:
+            problems.append(f"{label}: one program per segment")
+        seen.add(program.segment)
+        if not 0 < program.holdout <= 0.5:
+            problems.append(f"{label}: holdout must be in (0, 0.5]")
+    if settings.accuracy_window_days < 0:
+        problems.append("accuracy_window_days: must be 0 (off) or more")
     return problems
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connector.analytics_settings import AnalyticsSettings, validate_custom_segments, validate_vip_tiers
+from connector.analytics_settings import (
+    AnalyticsSettings, validate_custom_segments, validate_programs, validate_vip_tiers,
+)
 from connector.errors import ConfigError
 from connector.merchant_settings import Billing, Flow, NativeSegments, check_merchant_settings
 from connector.recommend_settings import RecommendSettings
@@ -311,5 +313,6 @@ def _check(settings: Settings) -> list[str]:
         problems.append("writeback.tag_prefix: at most 20 characters")
     problems.extend(f"analytics.{p}" for p in validate_custom_segments(settings.analytics))
     problems.extend(f"analytics.{p}" for p in validate_vip_tiers(settings.analytics))
+    problems.extend(f"analytics.{p}" for p in validate_programs(settings.analytics))
     problems.extend(check_merchant_settings(settings.native_segments, settings.flow, settings.billing))
     return problems

@@ -329,3 +329,19 @@ class ShopSettingsRow(Model):
     class Meta:
         table = "shop_settings"
         unique_together = (("shop",),)
+
+
+class ProgramArmRow(Model):
+    """A customer's arm in a program (control or not), drawn once when they first entered it and never changed."""
+
+    id = fields.IntField(primary_key=True)
+    shop: fields.ForeignKeyRelation[ShopRow] = fields.ForeignKeyField("models.ShopRow", related_name=False, on_delete=fields.CASCADE)
+    shop_id: int
+    program = fields.CharField(max_length=64)
+    customer_id = fields.CharField(max_length=255)
+    control = fields.BooleanField()
+    entered_at = fields.DatetimeField()
+
+    class Meta:
+        table = "program_arm"
+        unique_together = (("shop", "program", "customer_id"),)

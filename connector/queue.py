@@ -9,8 +9,9 @@ RECOMPUTE_SHOP = "recompute_shop"
 SWEEP_INBOX = "sweep_inbox"
 RECONCILE_ALL = "reconcile_all"
 REFIT_DUE = "refit_due"
+ACCURACY_SHOP = "accuracy_shop"
 
-JOB_NAMES = (APPLY_EVENT, INSTALL_SHOP, SYNC_SHOP, RECOMPUTE_SHOP, SWEEP_INBOX, RECONCILE_ALL, REFIT_DUE)
+JOB_NAMES = (APPLY_EVENT, INSTALL_SHOP, SYNC_SHOP, RECOMPUTE_SHOP, SWEEP_INBOX, RECONCILE_ALL, REFIT_DUE, ACCURACY_SHOP)
 
 
 # arq runs a job id once while it is queued or running (and never again while its result is kept). An id that names
@@ -28,6 +29,11 @@ def install_id(shop_id: int, origin: str) -> str:
 def sync_id(shop_id: int) -> str:
     """Backfill or reconcile a shop: one at a time per shop."""
     return f"sync:{shop_id}"
+
+
+def accuracy_id(shop_id: int) -> str:
+    """Check a shop's predictions against what happened: one at a time per shop."""
+    return f"accuracy:{shop_id}"
 
 
 def recompute_id(shop_id: int) -> str:

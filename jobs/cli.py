@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "segments": "jobs.commands.segments",
     "status": "jobs.commands.status",
     "app-link": "jobs.commands.app_link",
+    "accuracy": "jobs.commands.proof",
+    "programs": "jobs.commands.proof",
 }
 
 

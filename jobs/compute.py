@@ -16,7 +16,9 @@ from connector import planner
 from connector.planner import CustomerFacts, OwnerKey, OwnerState, RecommendationKey
 from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.analytics.charts import chart_data
-from jobs.analytics.features import as_of_day
+from jobs.analytics.features import as_of_day, valid_orders
+from jobs.analytics.lift import program_lifts
+from jobs.analytics.programs import apply_programs
 from jobs.recommend.model import fit, recommend, related_products
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ class Computed:
     recommendations: dict[str, list[dict[str, Any]]]  # customer -> items, best first
     related: dict[str, list[str]]  # product -> bought-together products, best first
     recommendation_keys: dict[str, RecommendationKey] = field(default_factory=dict)  # customer -> the planner's key
+    new_arms: pd.DataFrame | None = None  # program arms drawn in this run, to be stored (never redrawn)
 
 
 def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Computed:
@@ -43,6 +46,7 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
     if frames.reconciliation:
         result = dataclasses.replace(result, extra={**result.extra, "reconciliation": frames.reconciliation})
     result.extra["charts"] = chart_data(result.customers, frames.orders, as_of)  # the app home's charts page
+    result, new_arms = _programs(result, frames, settings, pd.Timestamp(as_of))
     recs: dict[str, list[dict[str, Any]]] = {}
     rec_keys: dict[str, RecommendationKey] = {}
     related: dict[str, list[str]] = {}
@@ -81,7 +85,21 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         pairs = related_products(model, settings.writeback.related_per_product)
         for pid, other in zip(pairs["product_id"].tolist(), pairs["related_product_id"].tolist()):
             related.setdefault(str(pid), []).append(str(other))
-    return Computed(result, recs, related, rec_keys)
+    return Computed(result, recs, related, rec_keys, new_arms=new_arms)
+
+
+def _programs(result: AnalysisResult, frames: "ShopFrames", settings: "Settings",
+              as_of: pd.Timestamp) -> tuple[AnalysisResult, pd.DataFrame | None]:
+    """Hold out each program's control arm (tag `<segment>_control`) and measure the lift so far."""
+    programs = settings.analytics.programs
+    if not programs:
+        return result, None
+    stored = frames.arms if frames.arms is not None else pd.DataFrame(
+        {"program": [], "customer_id": [], "control": [], "entered_at": pd.Series(dtype="datetime64[ns]")})
+    segments, drawn = apply_programs(result.segments, stored, programs, frames.shop_key, as_of)
+    every = pd.concat([stored, drawn], ignore_index=True) if len(drawn) else stored
+    lifts = program_lifts(every, valid_orders(frames.orders, as_of), as_of, programs)
+    return dataclasses.replace(result, segments=segments, extra={**result.extra, "programs": lifts}), drawn
 
 
 def pin_and_exclude(recs: dict[str, list[dict[str, Any]]], pins: tuple[str, ...], exclusions: tuple[str, ...],

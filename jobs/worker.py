@@ -50,6 +50,7 @@ TASKS: dict[str, WorkerCoroutine] = {
     queue.SWEEP_INBOX: tasks.sweep_inbox,
     queue.RECONCILE_ALL: tasks.reconcile_all,
     queue.REFIT_DUE: tasks.refit_due,
+    queue.ACCURACY_SHOP: tasks.accuracy_shop,
 }
 
 

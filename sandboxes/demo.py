@@ -28,7 +28,7 @@ from connector.database import json_column
 from connector.db import CustomerRow, InboxRow, OrderRow, ProductRow, ShopRow
 from connector.model import InstallState
 from jobs.analytics.kpis import reconciliation_line
-from sandboxes import demo_act
+from sandboxes import demo_act, demo_proof
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = "demo-store.myshopify.com"
@@ -66,7 +66,7 @@ def demo_config(data_dir: Path, app_port: int) -> Path:
         if count != 1:
             raise RuntimeError(f"app.toml: cannot set {pattern!r}")
     path = data_dir / "app.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text + demo_proof.PROGRAM, encoding="utf-8")
     return path
 
 
@@ -314,6 +314,7 @@ async def main_async(args: argparse.Namespace) -> int:
         section("WooCommerce: backfilled, segmented and written back as well (new orders arriving in both stores)")
         await until("the WooCommerce store's first write-back", lambda: stack.woo_ready(woo_url), procs)
         await stack.woo_report()
+        await demo_proof.report(row.id)
         section("The app home")
         stack.app_home_section(app_url, store_url, woo_link, config, env)
         if args.keep_running:

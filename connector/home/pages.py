@@ -106,6 +106,26 @@ async def charts(request: Request, session: Session) -> Response:
                 repeat=repeat, computed_at=computed_at)
 
 
+@guarded
+async def proof(request: Request, session: Session) -> Response:
+    accuracy, _ = await data.document(session.shop_id, "accuracy")
+    kpis, computed_at = await data.document(session.shop_id, "kpis")
+    latest, history = accuracy.get("latest"), accuracy.get("history") or []
+    drawn: dict[str, str] = {}
+    if latest:
+        deciles = latest.get("deciles") or []
+        drawn["calibration"] = svg.paired_bars(
+            "Repeat purchases by decile of prediction: predicted vs actual", [str(d["decile"]) for d in deciles],
+            [d["predicted"] for d in deciles], [d["actual"] for d in deciles], ("predicted", "actual"),
+            "Decile of predicted purchases (1 = fewest)", "Repeat purchases in the window", "calibration")
+        drawn["trend"] = svg.paired_bars(
+            "Each check: predicted vs actual repeat purchases", [h["end"] for h in history[-12:]],
+            [h["predicted_purchases"] for h in history[-12:]], [h["actual_purchases"] for h in history[-12:]],
+            ("predicted", "actual"), "End of the check window", "Repeat purchases", "accuracy-trend")
+    return page(request, session, "proof.html", "proof", latest=latest, history=history, drawn=drawn,
+                programs=kpis.get("programs") or {}, computed_at=computed_at)
+
+
 def _thresholds(params: dict[str, Any]) -> str:
     return ", ".join(f"{k} = {v}" for k, v in params.items() if k != "enabled") or "—"
 
@@ -194,6 +214,7 @@ def routes() -> list[BaseRoute]:
         Route("/app/segments/{slug}/export.csv", segment_csv, methods=["GET"], name="home_segment_csv"),
         Route("/app/customers", customers, methods=["GET"], name="home_customers"),
         Route("/app/recommendations", recommendations, methods=["GET"], name="home_recommendations"),
+        Route("/app/proof", proof, methods=["GET"], name="home_proof"),
         Route("/app/settings", guarded(settings_get), methods=["GET"], name="home_settings"),
         Route("/app/settings", settings_post, methods=["POST"], name="home_settings_save"),
     ]

@@ -18,7 +18,7 @@ ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
 ENV.filters["fmt"] = fmt
 NAV = (("overview", "/app", "Overview"), ("charts", "/app/charts", "Charts"), ("segments", "/app/segments", "Segments"),
        ("customers", "/app/customers", "Customers"), ("recommendations", "/app/recommendations", "Recommendations"),
-       ("settings", "/app/settings", "Settings"))
+       ("proof", "/app/proof", "Proof"), ("settings", "/app/settings", "Settings"))
 
 
 def headers(session: Session | None, settings: Settings | None = None) -> dict[str, str]:

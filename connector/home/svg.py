@@ -136,3 +136,26 @@ def rfm_grid(title: str, cells: Sequence[dict[str, object]], ident: str) -> str:
                     f'class="tick">{k}</text>')
     return _frame(title, "Frequency score (1 = fewest orders, 5 = most)", "Recency score (5 = most recent)", body,
                   ident, height=height)
+
+
+def paired_bars(title: str, labels: Sequence[str], first: Sequence[float], second: Sequence[float],
+                names: tuple[str, str], x_label: str, y_label: str, ident: str) -> str:
+    """Two bars per label (e.g. predicted and actual per decile), with a legend."""
+    body = _axes(W, H)
+    top = max([*first, *second, 0.0]) or 1.0
+    body += _y_ticks(top, H, "{:,.0f}")
+    group = (W - LEFT - RIGHT) / max(len(labels), 1)
+    bar = group * 0.4
+    for i, label in enumerate(labels):
+        x = LEFT + group * i + group * 0.1
+        for j, (value, css) in enumerate(((first[i], "bar"), (second[i], "bar-alt"))):
+            h = (H - TOP - BOTTOM) * value / top
+            body.append(f'<rect x="{x + j * bar:.1f}" y="{H - BOTTOM - h:.1f}" width="{bar - 1:.1f}" height="{h:.1f}" '
+                        f'class="{css}" data-series="{escape(names[j])}" data-value="{value:.2f}"><title>'
+                        f'{escape(label)}: {escape(names[j])} {value:,.1f}</title></rect>')
+        body.append(f'<text x="{x + bar:.1f}" y="{H - BOTTOM + 16}" text-anchor="middle" class="tick">'
+                    f'{escape(label)}</text>')
+    for j, (name, css) in enumerate(zip(names, ("bar", "bar-alt"))):
+        body.append(f'<rect x="{W - RIGHT - 150}" y="{TOP + 4 + 16 * j}" width="10" height="10" class="{css}"/>'
+                    f'<text x="{W - RIGHT - 134}" y="{TOP + 13 + 16 * j}" class="tick">{escape(name)}</text>')
+    return _frame(title, x_label, y_label, body, ident)

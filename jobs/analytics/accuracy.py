@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.analyze import analyze, holdout_deciles
+from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.analytics.clv import conditional_expected_purchases
 from jobs.analytics.features import AsOf, as_of_day, valid_orders
 
@@ -56,6 +56,15 @@ def _window_actuals(orders: pd.DataFrame, ids: pd.Index, start: pd.Timestamp, en
     return out
 
 
+def deciles(predicted: np.ndarray, actual: np.ndarray, ids: np.ndarray) -> list[dict[str, float]]:
+    """Predicted vs actual per tenth of the customers ranked by prediction (ties by id), fewest first."""
+    if not len(predicted):
+        return []
+    order = np.lexsort((ids, predicted))
+    return [{"decile": n, "customers": int(len(part)), "predicted": float(predicted[part].sum()),
+             "actual": float(actual[part].sum())} for n, part in enumerate(np.array_split(order, 10), start=1)]
+
+
 def sentence_for(predicted: np.ndarray, actual: np.ndarray, min_group: int = 10) -> str:
     """One plain sentence: the customers predicted to buy about k times, and what they did (k = 2 when possible)."""
     rounded = np.rint(predicted).astype(np.int64)
@@ -78,6 +87,11 @@ def prediction_accuracy(orders: pd.DataFrame, settings: AnalyticsSettings, cutof
     """Fit on orders up to `cutoff`, predict up to `end`, and compare with the orders that came."""
     result = analyze(orders.loc[orders["processed_at"] < as_of_day(cutoff) + pd.Timedelta(days=1)], settings,
                      cutoff, checkouts)
+    return accuracy_of(result, orders, settings, end)
+
+
+def accuracy_of(result: AnalysisResult, orders: pd.DataFrame, settings: AnalyticsSettings, end: AsOf) -> Accuracy:
+    """Compare an analysis made as of its day with the orders placed after it, up to `end`."""
     start, stop = result.as_of + pd.Timedelta(days=1), as_of_day(end)
     if stop < start:
         raise ValueError(f"the window end {stop.date()} is not after the cut-off {result.as_of.date()}")
@@ -115,6 +129,6 @@ def prediction_accuracy(orders: pd.DataFrame, settings: AnalyticsSettings, cutof
         lapsed_or_at_risk=int(labelled.sum()), came_back=int(came_back.sum()),
         next_order_customers=int(both.sum()),
         next_order_median_days_off=float(off.median()) if len(off) else None,
-        deciles=holdout_deciles(result, orders, stop),
+        deciles=deciles(predicted, got, buyers.index.to_numpy().astype(str)),
         sentence=sentence_for(predicted, got),
     )

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.clv import BgNbdParams, GammaGammaParams, conditional_expected_purchases, predict
-from jobs.analytics.features import AsOf, as_of_day, customer_features, valid_orders
+from jobs.analytics.clv import BgNbdParams, GammaGammaParams, predict
+from jobs.analytics.features import AsOf, as_of_day, customer_features
 from jobs.analytics.kpis import cohort_matrix, shop_kpis
 from jobs.analytics.rfm import rfm_scores
 from jobs.analytics.segments import segment_table, segments_off
@@ -113,27 +113,3 @@ def _with_birth_dates(customers: pd.DataFrame, birth_dates: pd.Series | None) ->
     customers = customers.copy()
     customers["birth_date"] = known.reindex(customers.index)
     return customers
-
-
-def holdout_deciles(result: AnalysisResult, orders: pd.DataFrame, end: AsOf) -> list[dict[str, float]]:
-    """Predicted vs actual repeat transactions (same-day merged) per decile of prediction, after as_of up to end."""
-    if result.bgnbd is None:
-        return []
-    buyers = result.customers.loc[result.customers["number_of_orders"] > 0]
-    start = result.as_of + pd.Timedelta(days=1)
-    stop = as_of_day(end) + pd.Timedelta(days=1)
-    weeks = (stop - start).days / 7.0
-    predicted = conditional_expected_purchases(
-        result.bgnbd, weeks, buyers["x"].to_numpy(float), buyers["t_x"].to_numpy(float), buyers["T"].to_numpy(float))
-    later = valid_orders(orders, end)
-    later = later.loc[later["processed_at"] >= start]
-    days = pd.DataFrame({"customer_id": later["customer_id"].astype(str),
-                         "day": later["processed_at"].dt.normalize()}).drop_duplicates()
-    actual = days.groupby("customer_id").size().reindex(buyers.index, fill_value=0).to_numpy(float)
-    ids = buyers.index.to_numpy().astype(str)
-    order = np.lexsort((ids, predicted))
-    rows = []
-    for decile, part in enumerate(np.array_split(order, 10), start=1):
-        rows.append({"decile": decile, "customers": int(len(part)), "predicted": float(predicted[part].sum()),
-                     "actual": float(actual[part].sum())})
-    return rows

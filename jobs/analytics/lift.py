@@ -8,11 +8,14 @@ difference in means (fixed seed, resampling customers within each arm).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+
+from connector.analytics_settings import Program
 
 
 @dataclass(frozen=True)
@@ -120,3 +123,17 @@ def program_lift(arms: pd.DataFrame, orders: pd.DataFrame, as_of: pd.Timestamp, 
         revenue_per_customer=mean_difference(program_rows["revenue"].to_numpy(), control_rows["revenue"].to_numpy()),
         needed_for_5_points=needed,
     )
+
+
+def program_lifts(arms: pd.DataFrame, orders: pd.DataFrame, as_of: pd.Timestamp,
+                  programs: Sequence[Program]) -> dict[str, dict[str, object]]:
+    """Per program: when it started, its hold-out share and its lift so far (valid orders only)."""
+    out: dict[str, dict[str, object]] = {}
+    for program in programs:
+        mine = arms.loc[arms["program"] == program.segment] if len(arms) else arms
+        if not len(mine):
+            continue
+        lift = program_lift(mine, orders, as_of, program.holdout)
+        out[program.segment] = {"started": pd.Timestamp(mine["entered_at"].min()).date().isoformat(),
+                                "holdout": program.holdout, **lift.to_dict()}
+    return out

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.analyze import AnalysisResult, analyze, holdout_deciles
+from jobs.analytics.accuracy import accuracy_of
+from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.transactions.read import InputError, Transactions, read_transactions
 from jobs.transactions.values import at_lines
 
@@ -78,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
     settings = AnalyticsSettings()
     if calibration_end is not None:
         result = analyze(read.orders, settings, calibration_end, birth_dates=read.birth_dates)
-        holdout = holdout_deciles(result, read.orders, as_of)
+        checked = accuracy_of(result, read.orders, settings, as_of).to_dict()
         result = AnalysisResult(**{**vars(result), "extra": {
             "calibration_end": calibration_end.date().isoformat(), "holdout_end": as_of.date().isoformat(),
-            "holdout_deciles": holdout}})
+            "holdout_deciles": checked.pop("deciles"), "accuracy": checked}})
     else:
         result = analyze(read.orders, settings, as_of, birth_dates=read.birth_dates)
     for note in notes:
@@ -155,4 +156,13 @@ def render(payload: dict[str, Any]) -> str:
         rows.append(("total", "", f"{total_p:.1f}", f"{total_a:.0f}"))
         parts += ["", f"Repeat purchases {payload['calibration_end']} .. {payload['holdout_end']}: predicted vs actual",
                   _table(rows)]
+    checked = payload.get("accuracy")
+    if checked:
+        came = f"{checked['came_back']} of {checked['lapsed_or_at_risk']}"
+        figures = [("mean absolute error, purchases per customer", _fmt(checked["mae_purchases"])),
+                ("predicted / actual spend", f"{_fmt(checked['predicted_spend'])} / {_fmt(checked['actual_spend'])}"),
+                ("mean absolute error, spend per customer", _fmt(checked["mae_spend"])),
+                ("lapsed or at risk who came back", came),
+                ("next order date, median days off", _fmt(checked["next_order_median_days_off"]))]
+        parts += ["", checked["sentence"], _table(figures)]
     return "\n".join(parts)

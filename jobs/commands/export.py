@@ -39,18 +39,41 @@ async def export(domain: str, segment: str | None, out: TextIO) -> int:
     return count
 
 
+PROGRAM_COLUMNS = ("program", "measure", "program_value", "control_value", "difference", "low", "high", "method",
+                   "program_customers", "control_customers", "started")
+
+
+async def export_programs(domain: str, out: TextIO) -> int:
+    """Each program's lift, one row per measure; returns the number of programs."""
+    shop = await ShopRow.get_or_none(domain=domain)
+    if shop is None:
+        raise SystemExit(f"no shop {domain!r} (see `retention inbox` for what is installed)")
+    found = await insights.shop(shop.id, "kpis")
+    programs = (found.data if found is not None else {}).get("programs") or {}
+    writer = csv.writer(out)
+    writer.writerow(PROGRAM_COLUMNS)
+    for name, p in programs.items():
+        for measure in ("repeat_rate", "orders_per_customer", "revenue_per_customer"):
+            d = p[measure]
+            writer.writerow([name, measure, d["program"], d["control"], d["difference"], d["low"], d["high"],
+                             d["method"], p["program_customers"], p["control_customers"], p["started"]])
+    return len(programs)
+
+
 async def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     await database.connect(settings)
     try:
         if args.out == "-":
-            count = await export(args.shop, args.segment, sys.stdout)
+            count = await (export_programs(args.shop, sys.stdout) if args.programs
+                           else export(args.shop, args.segment, sys.stdout))
         else:
             with open(args.out, "w", newline="", encoding="utf-8") as handle:
-                count = await export(args.shop, args.segment, handle)
+                count = await (export_programs(args.shop, handle) if args.programs
+                               else export(args.shop, args.segment, handle))
     finally:
         await database.close()
-    print(f"{count} customer(s) exported", file=sys.stderr)
+    print(f"{count} {'program(s)' if args.programs else 'customer(s)'} exported", file=sys.stderr)
     return 0
 
 
@@ -63,5 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("shop", help="the shop's domain, e.g. my-shop.myshopify.com or shop.example.com")
     parser.add_argument("--segment", help="only customers in this segment (e.g. vip, lapsed, rfm_champions)")
     parser.add_argument("--out", default="-", help="CSV file (default stdout)")
+    parser.add_argument("--programs", action="store_true",
+                        help="each program's lift over its control arm instead of the customers")
     parser.add_argument("--config", help="path to app.toml")
     parser.set_defaults(func=run)

@@ -37,6 +37,8 @@ class ShopFrames:
     # How the store's counts become the analysed ones (README "KPI definitions"): orders left out and why, guests.
     reconciliation: dict[str, Any] = field(default_factory=dict)
     birth_dates: pd.Series | None = None  # customer_id -> birth date (datetime64), only customers who have one
+    arms: pd.DataFrame | None = None  # program, customer_id, control, entered_at (naive UTC): stored program arms
+    shop_key: str = ""  # what control-arm draws are keyed on (the shop's id)
 
 
 @dataclass(frozen=True)
@@ -301,4 +303,14 @@ async def load_shop(shop_id: int, settings: "Settings | None" = None) -> ShopFra
                     reconciliation["other_currency"], reconciliation["currency"] or "(unknown)",
                     reconciliation.get("other_currencies"))
     return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone), reconciliation,
-                      await load_birth_dates(shop_id))
+                      await load_birth_dates(shop_id), await load_arms(shop_id), str(shop_id))
+
+
+async def load_arms(shop_id: int) -> pd.DataFrame:
+    """The shop's stored program arms (drawn once per customer and program)."""
+    raw = await columns("SELECT program, customer_id, control, entered_at FROM program_arm WHERE shop_id = ?",
+                        [shop_id], ("program", "customer_id", "control", "entered_at"), ("control",))
+    raw["customer_id"] = raw["customer_id"].astype(str)
+    raw["control"] = _bools(raw["control"]) if len(raw) else raw["control"].astype(bool)
+    raw["entered_at"] = _times(raw["entered_at"]) if len(raw) else pd.Series(dtype="datetime64[ns]")
+    return raw

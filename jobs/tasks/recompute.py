@@ -13,7 +13,7 @@ from typing import Any
 
 from arq import Retry
 
-from connector import insights, planner, queue, shop_settings, shops, store, write_state
+from connector import insights, planner, programs, queue, shop_settings, shops, store, write_state
 from connector.adapter import Adapter
 from connector.config import Settings
 from connector.db import CustomerRow, ShopRow
@@ -190,6 +190,8 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
     frames = await load_shop(shop_id, settings)
     loaded = time.perf_counter()
     computed = compute(frames, settings, as_of)
+    if computed.new_arms is not None and len(computed.new_arms):
+        await programs.save_arms(shop_id, computed.new_arms)  # before any tag says which arm: never redrawn
     computed_at = time.perf_counter()
     saved = await save_insights(shop_id, computed, datetime.now(timezone.utc))
     saved_at = time.perf_counter()
@@ -226,6 +228,10 @@ async def recompute_shop(ctx: dict[str, Any], shop_id: int) -> dict[str, Any]:
             # arq refuses a job id that is still queued or running — this very job holds it — so run it again.
             raise Retry(defer=delay)
         summary["requeued"] = True
+    # Each full refit also checks how right the fits were, in its own job; until a first check is stored (a shop
+    # still backfilling has no history to check) every recompute asks for one, which costs a query while it cannot.
+    if summary.get("run") == "full" or await insights.shop(shop_id, "accuracy") is None:
+        await found.enqueue(queue.ACCURACY_SHOP, shop_id, job_id=queue.accuracy_id(shop_id))
     return summary
 
 

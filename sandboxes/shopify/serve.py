@@ -8,6 +8,7 @@ import random
 import secrets
 import threading
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 import jwt
@@ -56,6 +57,19 @@ def live_orders_route(sandbox: Sandbox, seed: int) -> Route:
     return Route("/sandbox/live-orders", start, methods=["POST"])
 
 
+TREATMENT_EFFECT = 3.0  # a program member orders this many times as often as a customer in its control arm
+
+
+def pick_customer(rng: random.Random, customers: dict[int, dict[str, Any]]) -> int:
+    """A customer to order next. The known effect for the demo's program: members of a program (a tag whose
+    `<tag>_control` twin exists on someone) are TREATMENT_EFFECT times as likely to be picked as its control arm."""
+    ids = sorted(customers)
+    tags = {cid: set(customers[cid].get("tags") or ()) for cid in ids}
+    controls = {t.removesuffix("_control") for ts in tags.values() for t in ts if t.endswith("_control")}
+    weights = [TREATMENT_EFFECT if tags[cid] & controls else 1.0 for cid in ids]
+    return rng.choices(ids, weights=weights)[0]
+
+
 def live_orders(sandbox: Sandbox, every: float, seed: int) -> None:
     """Customers keep ordering: one order every `every` seconds (orders/create and orders/paid webhooks)."""
     rng = random.Random(seed)
@@ -64,7 +78,7 @@ def live_orders(sandbox: Sandbox, every: float, seed: int) -> None:
         while True:
             time.sleep(every)
             store = sandbox.store
-            customer = rng.choice(sorted(store.customers))
+            customer = pick_customer(rng, store.customers)
             products = [p for p in sorted(store.products) if not store.products[p]["is_gift_card"]]
             store.create_order(customer, [(rng.choice(products), rng.choice([1, 1, 2]))])
 

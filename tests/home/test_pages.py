@@ -172,3 +172,29 @@ def test_failed_events_are_listed_and_replayed_from_the_overview(stack: stacks.S
     while stack.query("SELECT status FROM inbox WHERE id = ?", failed_id)[0][0] != "applied":
         assert time.monotonic() < deadline, "the replayed event was not applied"
         time.sleep(0.5)
+
+
+def test_proof_page_shows_the_accuracy_check_and_the_programs_lift(stack: stacks.Stack, page: Page) -> None:
+    sid = shop_id(stack, SHOP)
+    deadline = time.monotonic() + 120
+    while not document(stack, sid, "accuracy") and time.monotonic() < deadline:  # queued after the first full refit
+        time.sleep(1)
+    page.goto(shopify_url(stack, "/app/proof"))
+    latest = document(stack, sid, "accuracy")["latest"]
+    assert page.locator("#accuracy-sentence").inner_text() == latest["sentence"]
+    chart = page.locator("svg#calibration")
+    assert "predicted vs actual" in (chart.locator("title").first.text_content() or "")
+    assert chart.locator("text.axis-label").count() == 2
+    actual = chart.locator("rect[data-series=actual]")
+    assert actual.count() == 10
+    shown = sum(float(actual.nth(i).get_attribute("data-value") or 0) for i in range(10))
+    assert abs(shown - latest["actual_purchases"]) < 0.01
+    programs = document(stack, sid, "kpis")["programs"]  # the demo config marks `repeat` as a program
+    repeat = programs["repeat"]
+    rows = page.locator("tr[data-program=repeat]")
+    assert rows.count() == 3
+    assert f"{repeat['control_customers']} (30%)" in rows.first.inner_text()
+    arms = stack.query("SELECT control, COUNT(*) FROM program_arm WHERE shop_id = ? AND program = 'repeat' "
+                       "GROUP BY control", sid)
+    assert sorted(int(str(n)) for _, n in arms) == sorted([repeat["control_customers"], repeat["program_customers"]])
+    screenshot(page, "proof")

@@ -59,6 +59,17 @@ def test_analyze_json_on_cdnow_reproduces_the_published_fit(cdnow_csv: Path) -> 
     assert predicted == sorted(predicted)
     total_actual = sum(d["actual"] for d in deciles)
     assert abs(sum(predicted) - total_actual) / total_actual < 0.2  # BG/NBD tracks the 39-week holdout
+    checked = payload["accuracy"]  # the same check the app home shows, in the same units as the deciles
+    assert checked["predicted_purchases"] == pytest.approx(sum(predicted), rel=1e-6)
+    assert checked["actual_purchases"] == total_actual and checked["customers"] == 2357
+    assert 0 < checked["mae_purchases"] < 2 and 0 < checked["came_back"] < checked["lapsed_or_at_risk"]
+    assert checked["sentence"].startswith("Customers we predicted to buy")
+
+
+def test_analyze_with_a_calibration_end_prints_the_accuracy_in_words(cdnow_csv: Path) -> None:
+    out = run_cli(str(cdnow_csv), "--calibration-end", "1997-09-30")
+    assert out.returncode == 0, out.stderr
+    assert "Customers we predicted to buy" in out.stdout and "lapsed or at risk who came back" in out.stdout
 
 
 def test_analyze_prints_an_aligned_table_by_default(cdnow_csv: Path) -> None:
