@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise import fields
 from tortoise.connection import get_connection
-from tortoise.exceptions import DBConnectionError, OperationalError
+from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from connector.adapter import Adapter
@@ -167,7 +167,7 @@ async def apply_event(inbox_id: int, adapters: Mapping[Platform, Adapter]) -> Ou
 
 def transient(exc: BaseException) -> bool:
     """A storage error that may pass (connection lost, database locked), as opposed to a problem of the row."""
-    if rejected_value(exc):
+    if rejected_value(exc) or isinstance(exc, IntegrityError):  # (Tortoise's IntegrityError is an OperationalError)
         return False
     if isinstance(exc, (OperationalError, DBConnectionError, OSError, ConnectionError, TimeoutError)):
         return True

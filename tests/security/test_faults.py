@@ -145,6 +145,7 @@ async def test_a_worker_killed_during_recompute_or_write_back_writes_each_custom
         store.latency = 0.25  # a slow shared host: the write-back takes seconds, long enough to be cut
         store.batch_log.clear()
         log = tmp_path / "worker.log"
+        queue_client.flushdb()  # the backfill queued a debounced recompute: this one runs now instead
         assert await services.enqueue(queue.RECOMPUTE_SHOP, row.id, job_id=queue.recompute_id(row.id))
         procs.append(retention(["worker"], env, log))
         in_progress = f"arq:in-progress:{queue.recompute_id(row.id)}"
@@ -157,7 +158,7 @@ async def test_a_worker_killed_during_recompute_or_write_back_writes_each_custom
                 time.sleep(0.3)  # inside the load / compute / save, before any write
                 if not store.batch_log:
                     break
-            if moment == "write-back" and len(customer_batches(store)) >= WRITE_PART:
+            if moment == "write-back" and len(customer_batches(store)) >= 2 * WRITE_PART:
                 break
             time.sleep(0.02)
         procs[0].kill()
@@ -195,8 +196,8 @@ async def test_a_worker_killed_during_recompute_or_write_back_writes_each_custom
         if moment == "recompute":
             assert before == [] and twice == []  # killed before any write: the rerun writes each customer once
         else:
-            assert len(twice) <= WRITE_PART, len(twice)  # at most the part in flight when the worker died
-            assert len(before) >= WRITE_PART
+            # At most the part in flight when the worker died goes twice; the parts recorded before it never do.
+            assert len(twice) <= WRITE_PART and len(before) - len(twice) >= WRITE_PART, (len(before), len(twice))
         print(f"\nkilled during {moment}: {len(before)} customer writes before the kill, "
               f"{sum(written.values()) - len(before)} after, {len(registered)} customers, {len(twice)} written twice")
     finally:

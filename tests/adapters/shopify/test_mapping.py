@@ -196,11 +196,13 @@ def test_checkouts_are_keyed_by_token_and_abandoned_until_completed(name: str) -
 
 
 def test_compliance_topics() -> None:
-    assert changes("customers__redact.json") == [RedactCustomer("191167", "john@example.com", ("299938", "280263", "220458"))]
+    named = "{shop}.myshopify.com"  # the fixtures' placeholder: the body names its shop (checked against the header)
+    assert changes("customers__redact.json") == [RedactCustomer("191167", "john@example.com", ("299938", "280263", "220458"),
+                                                                shop_domain=named, phone="555-625-1199")]
     assert changes("customers__data_request.json") == [
-        DataRequest("9999", "191167", "john@example.com", ("299938", "280263", "220458"))]
-    assert changes("shop__redact.json") == [RedactShop()]
-    assert changes("app__uninstalled.json") == [Uninstalled()]
+        DataRequest("9999", "191167", "john@example.com", ("299938", "280263", "220458"), shop_domain=named)]
+    assert changes("shop__redact.json") == [RedactShop(shop_domain=named)]
+    assert changes("app__uninstalled.json") == [Uninstalled()]  # myshopify_domain is null in the fixture
 
 
 def test_bulk_operation_finish() -> None:
