@@ -159,7 +159,9 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
     shop_id = row.id
     frames = await load_shop(shop_id)
     loaded = time.perf_counter()
+    orders = int(frames.orders["valid"].sum())
     computed = compute(frames, settings, as_of)
+    del frames  # the order and line frames (a large shop's biggest objects) are not needed past the compute
     computed_at = time.perf_counter()
     saved = await save_insights(shop_id, computed, datetime.now(timezone.utc))
     saved_at = time.perf_counter()
@@ -168,7 +170,7 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
     owners = None if scope is None else {("customer", cid) for cid in scope}
     plan = planner.plan(want, written, managed_prefix=settings.writeback.tag_prefix, owners=owners)
     summary: dict[str, Any] = {
-        "status": "ok", "model": computed.analysis.model, "orders": int(frames.orders["valid"].sum()),
+        "status": "ok", "model": computed.analysis.model, "orders": orders,
         "customers": saved, "run": "full" if scope is None else "scoped",
         "scope": len(set(want) | set(written)) if owners is None else len(owners),
         "planned": len(plan), "accepted": 0, "failed": 0,
