@@ -38,7 +38,7 @@ def peak_per_hour(settings: Any, phased: bool) -> tuple[int, int]:
         now = start + timedelta(hours=hour)
         due = [s for s, at in last.items()
                if full_refit_due({FULL_REFIT_AT: at.isoformat(), PLAN_SETTINGS: digest}, settings, now,
-                                 s if phased else None)]
+                                 s if phased else None, digest)]
         for shop_id in due:
             last[shop_id] = now
         peak, busy = max(peak, len(due)), busy + bool(due)

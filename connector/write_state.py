@@ -53,12 +53,29 @@ async def save(shop_id: int, before: Mapping[OwnerKey, OwnerState], after: Mappi
                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, owner_kind, owner_id) DO UPDATE SET "
                        "tags = excluded.tags, metafields = excluded.metafields, written_at = excluded.written_at")
     delete = sql(conn, "DELETE FROM write_state WHERE shop_id = ? AND owner_kind = ? AND owner_id = ?")
+    if conn.capabilities.dialect == "postgres" and rows:
+        await _copy_rows(rows)
+        rows, upserted = [], len(rows)
+    else:
+        upserted = 0
     # Each row stands alone (what the platform accepted for one owner), so batches commit separately.
     for statement, values in ((upsert, rows), (delete, removals)):
         for start in range(0, len(values), BATCH):
             async with in_transaction() as tx:
                 await tx.execute_many(statement, values[start:start + BATCH])
-    return len(rows) + len(removals)
+    return upserted + len(rows) + len(removals)
+
+
+async def _copy_rows(rows: list[Any]) -> None:
+    """PostgreSQL: COPY the rows into a temporary table, then one upsert from it (a full refit writes 1M owners)."""
+    async with in_transaction() as tx, tx.acquire_connection() as raw:
+        await raw.execute("CREATE TEMPORARY TABLE write_state_in (shop_id int, owner_kind text, owner_id text, "
+                          "tags text, metafields text, written_at timestamptz) ON COMMIT DROP")
+        await raw.copy_records_to_table("write_state_in", records=rows)
+        await raw.execute("INSERT INTO write_state (shop_id, owner_kind, owner_id, tags, metafields, written_at) "
+                          "SELECT shop_id, owner_kind, owner_id, tags::jsonb, metafields::jsonb, written_at "
+                          "FROM write_state_in ON CONFLICT (shop_id, owner_kind, owner_id) DO UPDATE SET "
+                          "tags = excluded.tags, metafields = excluded.metafields, written_at = excluded.written_at")
 
 
 async def tags_of(shop_id: int, owner_ids: Iterable[str]) -> dict[OwnerKey, list[str]]:

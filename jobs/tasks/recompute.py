@@ -65,14 +65,16 @@ def phase(shop_id: int) -> float:
     return int.from_bytes(hashlib.blake2b(str(shop_id).encode(), digest_size=4).digest(), "big") / 2 ** 32
 
 
-def full_refit_due(cursors: Mapping[str, Any], settings: Settings, now: datetime, shop_id: int | None = None) -> bool:
+def full_refit_due(cursors: Mapping[str, Any], settings: Settings, now: datetime, shop_id: int | None = None,
+                   digest: str | None = None) -> bool:
     """A full run is due when none was recorded, the last is refit_hours old, or the settings changed since.
 
     With a shop id the period is shortened by the shop's phase (never lengthened, so every shop still refits at least
     every refit_hours): shops installed or migrated together drift apart instead of refitting in the same hour.
+    `digest`: plan_settings(settings), when the caller checks many shops against the same settings.
     """
     last = cursors.get(FULL_REFIT_AT)
-    if last is None or cursors.get(PLAN_SETTINGS) != plan_settings(settings):
+    if last is None or cursors.get(PLAN_SETTINGS) != (digest or plan_settings(settings)):
         return True
     hours = settings.schedules.refit_hours * (1 - SPREAD * (0.0 if shop_id is None else phase(shop_id)))
     return now - datetime.fromisoformat(str(last)) >= timedelta(hours=hours)
@@ -189,9 +191,11 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
     shop_id = row.id
     frames = await load_shop(shop_id, settings)
     loaded = time.perf_counter()
+    orders = int(frames.orders["valid"].sum())
     computed = compute(frames, settings, as_of)
     if computed.new_arms is not None and len(computed.new_arms):
         await programs.save_arms(shop_id, computed.new_arms)  # before any tag says which arm: never redrawn
+    del frames  # the order and line frames (a large shop's biggest objects) are not needed past the compute
     computed_at = time.perf_counter()
     saved = await save_insights(shop_id, computed, datetime.now(timezone.utc))
     saved_at = time.perf_counter()
@@ -201,7 +205,7 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
     managed = (settings.writeback.tag_prefix, *await shop_settings.retired_prefixes(shop_id))
     plan = planner.plan(want, written, managed_prefix=managed, owners=owners)
     summary: dict[str, Any] = {
-        "status": "ok", "model": computed.analysis.model, "orders": int(frames.orders["valid"].sum()),
+        "status": "ok", "model": computed.analysis.model, "orders": orders,
         "customers": saved, "run": "full" if scope is None else "scoped",
         "scope": len(set(want) | set(written)) if owners is None else len(owners),
         "planned": len(plan), "accepted": 0, "failed": 0,
@@ -240,7 +244,8 @@ async def refit_due(ctx: dict[str, Any]) -> int:
     found = services(ctx)
     now = shops.utcnow()
     rows = await ShopRow.filter(state=InstallState.ACTIVE.value).only("id", "cursors")
-    due = [row.id for row in rows if full_refit_due(row.cursors, found.settings, now, row.id)]
+    digest = plan_settings(found.settings)
+    due = [row.id for row in rows if full_refit_due(row.cursors, found.settings, now, row.id, digest)]
     # One Redis round trip for all of them. The debounced job's id: a recompute already queued (or running) for a shop
     # is that one, and it runs full; arq refuses a second job under the id, so one recompute per shop at a time.
     await found.enqueue_many(queue.RECOMPUTE_SHOP, [(queue.recompute_id(shop_id), (shop_id,)) for shop_id in due])
