@@ -38,6 +38,19 @@ class BlendSettings:
 
 
 @dataclass(frozen=True)
+class TifuSettings:
+    """TIFU-KNN hyper-parameters (chosen on a validation split of completejourney; see README)."""
+
+    groups: int = 7
+    within_decay: float = 0.9
+    group_decay: float = 0.7
+    neighbors: int = 300
+    alpha: float = 0.7
+    neighbor_items: int = 100  # ours: strongest products each neighbour contributes (bounds the work)
+    pool: int = 20_000  # most active customers that can serve as neighbours (bounds time on large shops)
+
+
+@dataclass(frozen=True)
 class RecommendSettings:
     """Everything the recommender can be tuned with."""
 
@@ -46,6 +59,7 @@ class RecommendSettings:
     recency_half_life_days: float = 90.0
     min_repeat_orders: int = 2  # bought in this many orders = re-bought regularly, may be recommended again
     due_floor: float = 0.7  # weight of a repeat product that is not yet due (1.0 = ignore timing)
+    skip_never_rebought: bool = True  # a product nobody bought twice is not offered again to its buyers
     seeds_per_customer: int = 50  # most relevant own products used to find related ones
     trending_days: int = 30
     trending_baseline_days: int = 90
@@ -53,3 +67,6 @@ class RecommendSettings:
     cross_sell: CrossSellSettings = field(default_factory=CrossSellSettings)
     upsell: UpsellSettings = field(default_factory=UpsellSettings)
     blend: BlendSettings = field(default_factory=BlendSettings)
+    tifu: TifuSettings = field(default_factory=TifuSettings)
+    pinned_products: tuple[str, ...] = ()  # merchant pins: lead every list where in stock, in this order
+    excluded_products: tuple[str, ...] = ()  # merchant exclusions: never recommended

@@ -15,7 +15,8 @@ from connector import planner
 from connector.planner import CustomerFacts, OwnerKey, OwnerState
 from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.analytics.features import as_of_day
-from jobs.recommend.model import fit, recommend, related_products
+from jobs.recommend.model import fit, related_products
+from jobs.recommend.scoring import recommend
 
 if TYPE_CHECKING:
     from connector.config import Settings
