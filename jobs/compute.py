@@ -2,6 +2,7 @@
 state every owner should carry out (no I/O, no clock)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from connector.planner import CustomerFacts, OwnerKey, OwnerState
 from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.analytics.features import as_of_day
 from jobs.recommend.model import fit, related_products
-from jobs.recommend.scoring import recommend
+from jobs.recommend.scoring import lists, recommend
 
 if TYPE_CHECKING:
     from connector.config import Settings
@@ -30,6 +31,8 @@ class Computed:
     analysis: AnalysisResult
     recommendations: dict[str, list[dict[str, Any]]]  # customer -> items, best first
     related: dict[str, list[str]]  # product -> bought-together products, best first
+    # customer -> list name (buy_again, cross_sell, up_sell) -> items, best first
+    lists: dict[str, dict[str, list[dict[str, Any]]]] = dataclasses.field(default_factory=dict)
 
 
 def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Computed:
@@ -39,11 +42,17 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
     result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts)
     recs: dict[str, list[dict[str, Any]]] = {}
     related: dict[str, list[str]] = {}
+    per_list: dict[str, dict[str, list[dict[str, Any]]]] = {}
     if len(frames.lines):
         # The end of the as_of day: every rerun on the same day scores the same, so an unchanged shop plans nothing.
         day_end = as_of_day(as_of) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
         model = fit(frames.lines, day_end, frames.catalog, settings.recommendations)
         table = recommend(model)
+        for row in lists(model, n=settings.writeback.recommendations_per_customer).itertuples(index=False):
+            item = {"product_id": row.product_id, "reason": row.reason,
+                    "because_of": row.because_of if isinstance(row.because_of, str) else None,
+                    "expected_date": row.expected_date if isinstance(row.expected_date, str) else None}
+            per_list.setdefault(str(row.customer_id), {}).setdefault(str(row.list), []).append(item)
         table = table.sort_values(["customer_id", "rank"], kind="stable")
         because = [None if pd.isna(b) else b for b in table["because_of"].tolist()]
         for cid, pid, reason, seed in zip(table["customer_id"].tolist(), table["product_id"].tolist(),
@@ -52,7 +61,7 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         pairs = related_products(model, settings.writeback.related_per_product)
         for pid, other in zip(pairs["product_id"].tolist(), pairs["related_product_id"].tolist()):
             related.setdefault(str(pid), []).append(str(other))
-    return Computed(result, recs, related)
+    return Computed(result, recs, related, per_list)
 
 
 def _segment_lists(segments: pd.DataFrame) -> list[list[str]]:
@@ -82,7 +91,8 @@ def customer_facts(computed: Computed, only: AbstractSet[str] | None = None) -> 
     out: dict[str, CustomerFacts] = {}
     for i, cid in enumerate(customers.index.astype(str).tolist()):
         out[cid] = CustomerFacts(segments=segments[i], rfm=rfm_text[i], rfm_group=groups[i], predicted_clv=clv[i],
-                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()))
+                                 p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()),
+                                 lists=computed.lists.get(cid, {}))
     return out
 
 
@@ -93,6 +103,8 @@ def insight_rows(computed: Computed) -> list[tuple[str, str, str]]:
     frame = customers.copy()
     frame["recommendations"] = pd.Series([computed.recommendations.get(c, []) for c in customers.index.astype(str)],
                                          index=frame.index, dtype=object)
+    frame["recommendation_lists"] = pd.Series([computed.lists.get(c, {}) for c in customers.index.astype(str)],
+                                              index=frame.index, dtype=object)
     text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", default_handler=str)
     data = text.split("\n")[: len(frame)]
     return [(str(cid), doc, json.dumps(seg)) for cid, doc, seg in zip(customers.index, data, segments)]

@@ -7,6 +7,7 @@ products never appear, and every list holds a product (never a variant) at most 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -48,17 +49,19 @@ def _blocks(model: RecommendModel, rows: np.ndarray) -> Iterator[_Block]:
     """The weighted components of the blend, one block of customers at a time."""
     s = model.settings
     alpha = s.tifu.alpha
+    # Staples re-bought by many are likelier to be re-bought by this customer too: a mild popularity prior.
+    prior = sp.diags(1.0 + s.blend.popularity_prior * np.log1p(model.popularity.astype(np.float64)))
     for these, own, near in blended_blocks(model.vectors, rows, model.pool, s.tifu, block=128,
                                            keep_items=s.tifu.neighbor_items, near_top=s.tifu.neighbor_items):
         penalty = model.timing[these].tocsr()
         penalty.data = penalty.data - 1.0  # factor - 1 where a re-bought product is not due yet
-        personal = (own + own.multiply(penalty)).tocsr() * alpha
+        personal = ((own + own.multiply(penalty)) @ prior).tocsr() * alpha
         seeds = model.seeds[these]
         n = len(these)
         trend = sp.csr_matrix((np.tile(s.blend.trending * model.trending_score, n),
                                (np.repeat(np.arange(n), len(model.trending)), np.tile(model.trending, n))),
                               shape=own.shape)
-        yield _Block(these, personal, (near * (1.0 - alpha)).tocsr(),
+        yield _Block(these, personal, (near @ prior).tocsr() * (1.0 - alpha),
                      top_n_per_row((seeds @ model.related).tocsr(), s.tifu.neighbor_items) * s.blend.bought_together,
                      (seeds @ model.upgrade).tocsr() * s.blend.upgrade, trend,
                      model.owned[these].tocsr(), model.blocked[these].tocsr())
@@ -222,6 +225,8 @@ def lists(model: RecommendModel, customer_ids: list[str] | None = None, n: int |
     rows = np.unique(codes[codes >= 0])
     frames = [_buy_again(model, rows, n)]
     for block in _blocks(model, rows):
+        together = top_n_per_row((model.seeds[block.rows] @ model.related).tocsr(), model.settings.tifu.neighbor_items)
+        block = dataclasses.replace(block, together=together * model.settings.blend.cross_sell_together)
         cross = (block.near + block.together + block.trending).tocsr()
         picked = _rank(model, block, cross, n, allow_owned=False)
         reasons = _reasons(block, picked[0], picked[1], (2, 3, 5))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jobs.recommend.evaluation import (evaluate, g_topfreq, gp_topfreq, leave_last_order_out, metrics, p_topfreq,
+from jobs.recommend.evaluation import (evaluate, g_topfreq, p_topfreq_g, leave_last_order_out, metrics, p_topfreq,
                            split_by_date)
 from tests.fixtures import COMPLETEJOURNEY_SLICE
 
@@ -61,7 +61,7 @@ def test_baselines_rank_by_own_then_global_frequency() -> None:
     ])
     assert list(g_topfreq(train, ["a"], 2)["product_id"]) == ["y", "x"]
     assert list(p_topfreq(train, ["a"], 3)["product_id"]) == ["x", "y"]
-    assert list(gp_topfreq(train, ["a"], 3)["product_id"]) == ["x", "y", "z"]
+    assert list(p_topfreq_g(train, ["a"], 3)["product_id"]) == ["x", "y", "z"]
 
 
 def completejourney_sample() -> pd.DataFrame:
