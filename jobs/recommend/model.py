@@ -42,7 +42,7 @@ class RecommendModel:
 
 
 def prepare_lines(lines: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int) -> pd.DataFrame:
-    """Lines of the lookback window with string ids and a datetime `processed_at`."""
+    """Lines of the lookback window with ids as categories of strings and a datetime `processed_at`."""
     frame = lines.drop(columns=["variant_id"], errors="ignore")
     at = pd.to_datetime(frame["processed_at"])
     keep = (at <= as_of) & (at > as_of - pd.Timedelta(days=lookback_days))
@@ -53,8 +53,8 @@ def prepare_lines(lines: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int) 
         if isinstance(values.dtype, pd.CategoricalDtype):  # large shops: ids as categories stay cheap
             # pandas-stubs: any list-like is accepted, an Index included
             frame[column] = values.cat.rename_categories(values.cat.categories.astype(str))  # type: ignore[arg-type]
-        elif not pd.api.types.is_string_dtype(values):
-            frame[column] = values.astype(str)
+        else:  # one hashing pass here; every later factorize and group-by works on the integer codes
+            frame[column] = (values if pd.api.types.is_string_dtype(values) else values.astype(str)).astype("category")
     return frame
 
 
@@ -135,16 +135,22 @@ def _order_codes(frame: pd.DataFrame, customer_code: np.ndarray, n_customers: in
     return order_code, order_at, order_customer, rank, counts
 
 
-def _refunds(frame: pd.DataFrame, customers: pd.Index, products: pd.Index) -> sp.csr_matrix:
-    """1 per (customer, product) the customer returned: a `refunded` line flag or a negative quantity."""
+def _returned(frame: pd.DataFrame) -> np.ndarray:
+    """Lines that return a product: a `refunded` flag or a negative quantity (never a purchase)."""
     flag = np.zeros(len(frame), dtype=bool)
     if "refunded" in frame.columns:
         flag |= frame["refunded"].fillna(False).astype(bool).to_numpy()
     if "quantity" in frame.columns:
         flag |= (pd.to_numeric(frame["quantity"], errors="coerce").fillna(0.0) < 0).to_numpy()
-    rows = customers.get_indexer(frame.loc[flag, "customer_id"])
-    cols = products.get_indexer(frame.loc[flag, "product_id"])
-    m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(customers), len(products)))
+    return flag
+
+
+def _refunds(refunds: pd.DataFrame, customers: pd.Index, products: pd.Index) -> sp.csr_matrix:
+    """customer x product, 1 where the customer returned the product (customers with only returns are left out)."""
+    rows = customers.get_indexer(refunds["customer_id"])
+    cols = products.get_indexer(refunds["product_id"])
+    ok = (rows >= 0) & (cols >= 0)
+    m = sp.csr_matrix((np.ones(int(ok.sum())), (rows[ok], cols[ok])), shape=(len(customers), len(products)))
     m.data[:] = 1.0
     return m
 
@@ -158,6 +164,8 @@ def fit(
     """Fit every component on the lines of the lookback window before `as_of`."""
     as_of = pd.Timestamp(as_of)
     frame = prepare_lines(lines, as_of, settings.lookback_days)
+    returned = _returned(frame)
+    refunds, frame = frame[returned], frame[~returned]
     customer_code, customer_uniques = pd.factorize(frame["customer_id"])
     product_code, product_uniques = pd.factorize(frame["product_id"])
     product_ids = np.asarray(product_uniques, dtype=object)
@@ -204,7 +212,7 @@ def fit(
         pinned=pinned,
         popularity=popularity,
         owned=owned,
-        blocked=_refunds(frame, pd.Index(customer_ids), index),
+        blocked=_refunds(refunds, pd.Index(customer_ids), index),
         vectors=vectors,
         timing=timing,
         pool=neighbour_pool(vectors, n_orders, settings.tifu),

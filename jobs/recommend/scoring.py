@@ -175,7 +175,8 @@ def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: i
         total = block.personal + block.near + block.together + block.upgrade + block.trending
         picked = _rank(model, block, total.tocsr(), k, allow_owned=True, drop=once)
         row, col = picked[0], picked[1]
-        reasons = _reasons(block, row, col, (1, 2, 3, 4, 5))
+        # A product the customer bought is there because they buy it; a new one for whatever brought it most.
+        reasons = np.where(_has(block.owned, row, col), 1, _reasons(block, row, col, (2, 3, 4, 5)))
         due = _has(repeat, block.rows[row], col) & ~_has(model.timing, block.rows[row], col)
         reasons = np.where((reasons == 1) & due, 0, reasons)
         because = np.full(len(row), -1, dtype=np.int64)
@@ -263,8 +264,9 @@ def _buy_again(model: RecommendModel, rows: np.ndarray, n: int) -> pd.DataFrame:
                             ascending=[True, False, False, False, True], kind="stable")
     span["rank"] = span.groupby("customer").cumcount() + 1
     span = span[span["rank"] <= n]
+    # Re-bought within one instant (interval 0): due again from the last purchase on.
     expected = span["last_at"] + pd.to_timedelta(span["interval_days"].fillna(0.0), unit="D")
-    expected = expected.where(span["interval_days"].notna())
+    expected = expected.where(span["orders"] >= 2)
     due = span["due"].fillna(0.0).to_numpy() >= 1.0
     return pd.DataFrame({
         "customer_id": model.customer_ids[span["customer"].to_numpy()],

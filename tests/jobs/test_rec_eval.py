@@ -39,7 +39,8 @@ def test_split_by_date_trains_before_and_tests_known_customers_after() -> None:
     split = split_by_date(ORDERS, pd.Timestamp("2026-02-15"))
     assert (split.train["processed_at"] < pd.Timestamp("2026-02-15")).all()
     assert set(split.truth["customer_id"]) == {"a", "b", "c"}
-    assert ("b", "w") in set(map(tuple, split.truth.to_numpy()))
+    assert ("b", "w", False) in set(map(tuple, split.truth.to_numpy()))  # new to b: an explore item
+    assert ("a", "x", True) in set(map(tuple, split.truth.to_numpy()))  # bought before: a repeat item
 
 
 def test_metrics_follow_their_definitions() -> None:

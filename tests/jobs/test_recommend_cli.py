@@ -79,7 +79,8 @@ def test_evaluate_recs_maps_columns_and_reports_every_model(transactions: Path, 
     assert main(["evaluate-recs", str(renamed), "--columns", "customer_id=household_id,order_id=basket_id",
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["models"]) == {"ours", "TIFU-KNN", "G-TopFreq", "P-TopFreq", "P-TopFreq+G"}
+    assert set(report["models"]) == {"ours", "ours:cross_sell", "ours:buy_again", "TIFU-KNN", "G-TopFreq", "P-TopFreq",
+                                     "P-TopFreq+G"}
     assert report["models"]["ours"]["customers"] == 40
     for model in report["models"].values():
         assert 0.0 <= model["recall"] <= model["hit_rate"] <= 1.0
