@@ -79,7 +79,7 @@ def _add_lists(records: list[dict[str, object]], table: pd.DataFrame) -> None:
     """Each record gains `lists`: buy_again (with expected_date), cross_sell and up_sell items."""
     by_customer: dict[str, dict[str, list[dict[str, object]]]] = {}
     for row in table.itertuples(index=False):
-        item: dict[str, object] = {"product_id": row.product_id, "score": round(float(row.score), 4),
+        item: dict[str, object] = {"product_id": row.product_id, "score": round(float(str(row.score)), 4),
                                    "reason": row.reason}
         if isinstance(row.because_of, str):
             item["because_of"] = row.because_of

@@ -8,7 +8,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from jobs.recommend.cooccurrence import incidence
-from jobs.recommend.tifu import TifuSettings, blended_blocks, customer_vectors, neighbour_pool, top_k
+from connector.recommend_settings import TifuSettings
+from jobs.recommend.tifu import blended_blocks, customer_vectors, neighbour_pool, top_k
 
 
 @dataclass(frozen=True)

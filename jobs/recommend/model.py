@@ -147,8 +147,8 @@ def _returned(frame: pd.DataFrame) -> np.ndarray:
 
 def _refunds(refunds: pd.DataFrame, customers: pd.Index, products: pd.Index) -> sp.csr_matrix:
     """customer x product, 1 where the customer returned the product (customers with only returns are left out)."""
-    rows = customers.get_indexer(refunds["customer_id"])
-    cols = products.get_indexer(refunds["product_id"])
+    rows = customers.get_indexer(pd.Index(refunds["customer_id"].astype(str)))
+    cols = products.get_indexer(pd.Index(refunds["product_id"].astype(str)))
     ok = (rows >= 0) & (cols >= 0)
     m = sp.csr_matrix((np.ones(int(ok.sum())), (rows[ok], cols[ok])), shape=(len(customers), len(products)))
     m.data[:] = 1.0

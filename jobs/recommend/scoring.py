@@ -71,7 +71,8 @@ def _has(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
     """Whether each (row, col) is a stored non-zero of the matrix."""
     if matrix.nnz == 0 or len(row) == 0:
         return np.zeros(len(row), dtype=bool)
-    return np.asarray(matrix[row, col]).ravel() != 0
+    found: np.ndarray = np.asarray(matrix[row, col]).ravel() != 0
+    return found
 
 
 def _at(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -127,15 +128,15 @@ def _frame(model: RecommendModel, block: _Block, picked: tuple[np.ndarray, np.nd
         "product_id": model.product_ids[col],
         "score": np.where(pinned, 1.0, val),
         "reason": np.asarray(REASONS, dtype=object)[reason],
-        # numpy stubs: None is a valid (object) choice for np.where
-        "because_of": np.where(because >= 0, model.product_ids[np.maximum(because, 0)], None),  # type: ignore[call-overload]
+        "because_of": np.where(because >= 0, model.product_ids[np.maximum(because, 0)], None),
     })
 
 
 def _reasons(block: _Block, row: np.ndarray, col: np.ndarray, parts: tuple[int, ...]) -> np.ndarray:
     """Per pick the REASONS code of the component (among `parts`, 1-based from buy_again) that gave most."""
     values = np.stack([_at(block.parts[p - 1], row, col) for p in parts]) if len(row) else np.zeros((1, 0))
-    return np.asarray(parts, dtype=np.int64)[values.argmax(axis=0)]
+    codes: np.ndarray = np.asarray(parts, dtype=np.int64)[values.argmax(axis=0)]
+    return codes
 
 
 def _strongest_seed(model: RecommendModel, matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray

@@ -194,6 +194,7 @@ def test_lines_after_as_of_and_variant_ids_do_not_change_anything() -> None:
 
 
 @pytest.mark.parametrize("module", ["jobs/recommend/model.py", "jobs/recommend/cooccurrence.py", "jobs/recommend/upsell.py",
+                                    "jobs/recommend/scoring.py", "jobs/recommend/tifu.py", "jobs/recommend/baselines.py",
                                     "jobs/recommend/evaluation.py", "connector/recommend_settings.py"])
 def test_pure_modules_import_no_io_library_and_never_read_the_clock(module: str) -> None:
     tree = ast.parse((REPO / module).read_text())
