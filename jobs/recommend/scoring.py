@@ -24,6 +24,7 @@ LIST_COLUMNS: list[str] = ["customer_id", "list", "rank", "product_id", "score",
                            "expected_date"]
 LISTS: tuple[str, ...] = ("buy_again", "cross_sell", "up_sell")
 _PIN = 1e6  # pinned products score above anything the model computes
+_POPULAR = 200  # most popular products offered as cross-sell candidates to everyone
 
 
 @dataclass
@@ -228,7 +229,8 @@ def lists(model: RecommendModel, customer_ids: list[str] | None = None, n: int |
     frames = [_buy_again(model, rows, n)]
     for block in _blocks(model, rows):
         together = top_n_per_row((model.seeds[block.rows] @ model.related).tocsr(), model.settings.tifu.neighbor_items)
-        block = dataclasses.replace(block, together=together * model.settings.blend.cross_sell_together)
+        block = dataclasses.replace(block, together=together * model.settings.blend.cross_sell_together,
+                                    trending=block.trending + _popular(model, len(block.rows)))
         cross = (block.near + block.together + block.trending).tocsr()
         picked = _rank(model, block, cross, n, allow_owned=False)
         reasons = _reasons(block, picked[0], picked[1], (2, 3, 5))
@@ -247,6 +249,19 @@ def lists(model: RecommendModel, customer_ids: list[str] | None = None, n: int |
     if "expected_date" not in out:
         out["expected_date"] = None
     return out[LIST_COLUMNS].sort_values(["customer_id", "list", "rank"], kind="stable").reset_index(drop=True)
+
+
+def _popular(model: RecommendModel, n_rows: int) -> sp.csr_matrix:
+    """The shop's most popular available products for every row, scaled to cross_sell_popular at the top."""
+    weight = model.settings.blend.cross_sell_popular
+    popularity = np.where(model.available, model.popularity, 0).astype(np.float64)
+    top = np.argsort(-popularity, kind="stable")[:_POPULAR]
+    top = top[popularity[top] > 0]
+    if weight <= 0 or len(top) == 0:
+        return sp.csr_matrix((n_rows, len(model.product_ids)))
+    value = weight * popularity[top] / popularity[top[0]]
+    return sp.csr_matrix((np.tile(value, n_rows), (np.repeat(np.arange(n_rows), len(top)), np.tile(top, n_rows))),
+                         shape=(n_rows, len(model.product_ids)))
 
 
 def _buy_again(model: RecommendModel, rows: np.ndarray, n: int) -> pd.DataFrame:

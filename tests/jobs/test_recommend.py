@@ -177,7 +177,8 @@ def test_every_recommendation_carries_a_reason_and_its_source() -> None:
 def test_bought_together_names_the_customers_own_product_that_explains_it() -> None:
     lines = popular_milk_shop()
     lines = pd.concat([lines, shop([("solo", "2026-11-20", ["chips"])], prefix="solo")], ignore_index=True)
-    cross = lists(fit(lines, AS_OF), ["solo"]).query("list == 'cross_sell'")
+    settings = RecommendSettings(blend=dataclasses.replace(RecommendSettings().blend, cross_sell_together=0.5))
+    cross = lists(fit(lines, AS_OF, settings=settings), ["solo"]).query("list == 'cross_sell'")
     salsa = cross[cross["product_id"] == "salsa"].iloc[0]
     assert (salsa["reason"], salsa["because_of"]) == ("bought_together", "chips")
     assert "chips" not in set(cross["product_id"])  # cross-sell is what the customer has not bought
