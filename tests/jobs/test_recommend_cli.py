@@ -131,3 +131,13 @@ def test_a_real_gzip_file_and_a_utf8_bom_still_read(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     assert main(["recommend", str(path), "--out", str(out)]) == 0
     assert [json.loads(line)["customer_id"] for line in out.read_text().splitlines()] == ["c1"]
+
+
+def test_merchant_pins_and_exclusions_are_read_from_app_toml(tmp_path: Path) -> None:
+    from connector.config import load_settings
+
+    path = tmp_path / "app.toml"
+    path.write_text('[recommendations]\npinned_products = ["11", "12"]\nexcluded_products = ["13"]\n'
+                    '[recommendations.tifu]\nalpha = 0.6\n')
+    settings = load_settings(path, env={}).recommendations
+    assert (settings.pinned_products, settings.excluded_products, settings.tifu.alpha) == (("11", "12"), ("13",), 0.6)

@@ -17,6 +17,7 @@ from adapters.shopify.adapter import ADAPTER
 from adapters.shopify.client import shopify_base_url
 from adapters.shopify.connect import http_client, open_client
 from adapters.shopify.oauth import query_hmac
+from adapters.shopify.setup import DEFINITIONS
 from adapters.registry import REGISTRY
 from sandboxes.shopify.app import Sandbox
 from connector import database, shops
@@ -116,7 +117,8 @@ async def test_on_installed_registers_webhooks_and_definitions_once(env: Env) ->
     assert len(topics) == 16 and "CUSTOMER_TAGS_ADDED" in topics and "BULK_OPERATIONS_FINISH" in topics
     assert {s["uri"] for s in store.subscriptions.values()} == {f"{APP}/webhooks/shopify"}
     keys = {(owner, key): d for (owner, _ns, key), d in store.definitions.items()}
-    assert len(keys) == 10
+    assert len(keys) == len(DEFINITIONS)
+    assert keys[("CUSTOMER", "buy_again")]["type"] == "list.product_reference"
     assert keys[("CUSTOMER", "predicted_clv")]["type"] == "number_decimal"
     assert keys[("CUSTOMER", "cross_sell")]["type"] == "list.product_reference"
     assert keys[("PRODUCT", "bought_together")]["type"] == "list.product_reference"
@@ -124,7 +126,7 @@ async def test_on_installed_registers_webhooks_and_definitions_once(env: Env) ->
     assert all(d["access"] == {"storefront": "PUBLIC_READ"} for d in store.definitions.values())
     before = dict(env.sandbox.usage)
     await ADAPTER.on_installed(conn)  # reinstall: nothing new, no error
-    assert len(store.subscriptions) == 16 and len(store.definitions) == 10
+    assert len(store.subscriptions) == 16 and len(store.definitions) == len(DEFINITIONS)
     assert env.sandbox.usage["webhookSubscriptionCreate"] == before["webhookSubscriptionCreate"]
 
 
