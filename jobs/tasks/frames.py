@@ -81,9 +81,9 @@ async def load_orders(shop_id: int, gone: set[str]) -> tuple[pd.DataFrame, np.nd
     refunded = np.maximum(_floats(raw["refunded"]), _floats(refund_sum))
     net = total - refunded
     status = raw["status"].fillna("").astype(str).str.lower()
-    valid = (~_bools(raw["cancelled"]) & ~_bools(raw["test"]) & ~_bools(raw["deleted"]) & ~_bools(raw["awaiting"])
-             & ~status.isin(NOT_PAID).to_numpy() & (net > 0)
-             & ~raw["customer_id"].astype(str).isin(gone).to_numpy())
+    paid = (~_bools(raw["cancelled"]) & ~_bools(raw["test"]) & ~_bools(raw["deleted"]) & ~_bools(raw["awaiting"])
+            & ~status.isin(NOT_PAID).to_numpy() & ~raw["customer_id"].astype(str).isin(gone).to_numpy())
+    valid = paid & (net > 0)
     orders = pd.DataFrame({
         "customer_id": raw["customer_id"].astype(str).to_numpy(),
         "order_id": raw["order_id"].astype(str).to_numpy(),
@@ -93,6 +93,7 @@ async def load_orders(shop_id: int, gone: set[str]) -> tuple[pd.DataFrame, np.nd
         "discounted": _floats(raw["discounts"]) > 0,
         "items": np.zeros(len(raw), dtype=np.int64),
         "valid": valid,
+        "returned": paid & (net <= 0) & (total > 0),  # a real sale, refunded in full
     })
     return orders, pd.to_numeric(raw["id"]).to_numpy(dtype=np.int64)
 
@@ -132,8 +133,9 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
     line_discounts = np.bincount(position, weights=np.abs(discount), minlength=len(orders))
     orders["discounted"] = orders["discounted"].to_numpy() | (line_discounts > 0)
     # Refunded lines stay, flagged: the recommender never offers a product back to a customer who returned it.
-    fully_refunded = ((orders["amount"].to_numpy() <= 0) & (orders["gross"].to_numpy() > 0))[position]
-    refunded = fully_refunded | raw["line_id"].astype(str).isin(refunded_lines).to_numpy()
+    fully_refunded = orders["returned"].to_numpy()[position]
+    refunded = fully_refunded | (raw["line_id"].astype(str).isin(refunded_lines).to_numpy()
+                                 & orders["valid"].to_numpy()[position])
     keep = ((orders["valid"].to_numpy()[position] | refunded) & raw["product_id"].notna().to_numpy()
             & ~_bools(raw["gift_card"]))
     at = position[keep]
