@@ -29,6 +29,8 @@ MAX_LIST_ITEMS = 128  # Shopify's limit for list.* metafields
 MAX_JSON_BYTES = 128 * 1024
 MAX_TEXT_BYTES = 64 * 1024
 # Segments a merchant acts on first keep their tag when max_tags cuts the list; the rest follow alphabetically.
+# The per-customer recommendation lists, each its own list.product_reference metafield (user meta on WooCommerce).
+RECOMMENDATION_LISTS: tuple[str, ...] = ("buy_again", "cross_sell", "up_sell")
 PRIORITY: tuple[str, ...] = ("vip", "at_risk", "lapsed", "cart_abandoner", "due_to_reorder", "big_spender")
 _NOT_SLUG = re.compile(r"[^a-z0-9_:-]+")
 
@@ -61,6 +63,9 @@ class CustomerFacts:
     recommendations: Sequence[Mapping[str, Any]] = ()  # {product_id, reason, because_of}, best first
     vip_tier: str | None = None  # the merchant-named VIP tier (its tag comes with the segments)
     recommendation_key: RecommendationKey | None = None  # the same items as tuples, when the caller has them
+    # buy_again / cross_sell / up_sell: {product_id, reason, because_of, expected_date}, best first. When given,
+    # each list goes to its own metafield; without it cross_sell / up_sell come from `recommendations`.
+    lists: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=65536)
@@ -111,7 +116,7 @@ def _text(key: str, value: str) -> Metafield:
 
 def _json_list(items: Sequence[Any], limit: int, max_bytes: int) -> str:
     """A JSON array of at most `limit` items whose encoding fits in max_bytes (tail items dropped)."""
-    kept = list(items[: max(0, min(limit, MAX_LIST_ITEMS))])
+    kept = list(items[: max(0, limit)])
     text = _encode(kept)
     while kept and len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:
         kept.pop()
@@ -130,16 +135,19 @@ def _item_json(item: str) -> str:
 
 
 @lru_cache(maxsize=262144)
-def _reason_json(product_id: str, reason: str | None, because_of: str | None) -> str:
-    return json.dumps({"product_id": product_id, "reason": reason, "because_of": because_of},
-                      separators=(",", ":"), ensure_ascii=False)
+def _reason_json(product_id: str, reason: str | None, because_of: str | None, list: str | None = None,
+                 expected_date: str | None = None) -> str:
+    item: dict[str, str | None] = {"product_id": product_id, "reason": reason, "because_of": because_of}
+    if list is not None:
+        item.update({"list": list, "expected_date": expected_date})
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
 
 
 def _ref_list(key: str, platform: Platform | str, product_ids: Sequence[str], limit: int) -> Metafield | None:
     refs = list(dict.fromkeys(product_ref(platform, p) for p in product_ids))
     if not refs or limit <= 0:
         return None  # an empty list is not a value Shopify accepts: the key is deleted instead
-    return Metafield(key, "list.product_reference", _json_list(refs, limit, MAX_TEXT_BYTES))
+    return Metafield(key, "list.product_reference", _json_list(refs, min(limit, MAX_LIST_ITEMS), MAX_TEXT_BYTES))
 
 
 def customer_state(platform: Platform | str, facts: CustomerFacts, *, prefix: str, max_tags: int,
@@ -161,12 +169,17 @@ def customer_state(platform: Platform | str, facts: CustomerFacts, *, prefix: st
     tags, segments_field = _segment_layout(tuple(facts.segments), prefix, max_tags)
     if segments_field is not None:
         fields.append(segments_field)
-    recs = facts.recommendation_key
-    if recs is None:
-        recs = tuple((str(r["product_id"]), r.get("reason"), None if r.get("because_of") is None else str(r["because_of"]))
-                     for r in facts.recommendations if r.get("product_id") is not None)
-    if recs:
-        fields.extend(_recommendation_fields(platform, recs, max(0, min(recommendations, MAX_LIST_ITEMS))))
+    n = max(0, min(recommendations, MAX_LIST_ITEMS))
+    if facts.lists:
+        fields.extend(_list_fields(platform, facts, n))
+    else:
+        recs = facts.recommendation_key
+        if recs is None:
+            recs = tuple((str(r["product_id"]), r.get("reason"),
+                          None if r.get("because_of") is None else str(r["because_of"]))
+                         for r in facts.recommendations if r.get("product_id") is not None)
+        if recs:
+            fields.extend(_recommendation_fields(platform, recs, n))
     return OwnerState(tags, {m.key: m for m in fields})
 
 
@@ -184,6 +197,28 @@ def _recommendation_fields(platform: Platform | str, recs: RecommendationKey, n:
         reasons = [{"product_id": pid, "reason": why, "because_of": seed} for pid, why, seed in cross + up]
         fields.append(Metafield("rec_reasons", "json", _json_list(reasons, MAX_LIST_ITEMS, MAX_JSON_BYTES)))
     return tuple(fields)
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _list_fields(platform: Platform | str, facts: CustomerFacts, n: int) -> list[Metafield]:
+    """One product-reference list per recommendation list, and every pick's reason in `rec_reasons`."""
+    fields: list[Metafield] = []
+    chosen = {name: [r for r in facts.lists.get(name, ()) if r.get("product_id") is not None][:n]
+              for name in RECOMMENDATION_LISTS}
+    reasons = [{"product_id": str(r["product_id"]), "reason": _optional(r.get("reason")),
+                "because_of": _optional(r.get("because_of")), "list": name,
+                "expected_date": _optional(r.get("expected_date"))}
+               for name, items in chosen.items() for r in items]
+    for key, items in chosen.items():
+        ref = _ref_list(key, platform, [str(r["product_id"]) for r in items], n)
+        if ref is not None:
+            fields.append(ref)
+    if reasons:
+        fields.append(Metafield("rec_reasons", "json", _json_list(reasons, 3 * MAX_LIST_ITEMS, MAX_JSON_BYTES)))
+    return fields
 
 
 def product_state(platform: Platform | str, related: Sequence[str], limit: int) -> OwnerState:

@@ -81,8 +81,8 @@ def apply(settings: Settings, data: Mapping[str, Any]) -> Settings:
     writeback = dataclasses.replace(wb, tag_prefix=data.get("tag_prefix", wb.tag_prefix),
                                     enabled=bool(data.get("writeback_enabled", wb.enabled)))
     recs = dataclasses.replace(settings.recommendations,
-                               pins=tuple(data.get("pins", settings.recommendations.pins)),
-                               exclusions=tuple(data.get("exclusions", settings.recommendations.exclusions)))
+                               pinned_products=tuple(data.get("pins", settings.recommendations.pinned_products)),
+                               excluded_products=tuple(data.get("exclusions", settings.recommendations.excluded_products)))
     return dataclasses.replace(settings, analytics=analytics, writeback=writeback, recommendations=recs)
 
 

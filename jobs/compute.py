@@ -19,7 +19,8 @@ from jobs.analytics.charts import chart_data
 from jobs.analytics.features import as_of_day, valid_orders
 from jobs.analytics.lift import program_lifts
 from jobs.analytics.programs import apply_programs
-from jobs.recommend.model import fit, recommend, related_products
+from jobs.recommend.model import fit, related_products
+from jobs.recommend.scoring import lists, recommend
 
 if TYPE_CHECKING:
     from connector.config import Settings
@@ -34,6 +35,8 @@ class Computed:
     recommendations: dict[str, list[dict[str, Any]]]  # customer -> items, best first
     related: dict[str, list[str]]  # product -> bought-together products, best first
     recommendation_keys: dict[str, RecommendationKey] = field(default_factory=dict)  # customer -> the planner's key
+    # customer -> list name (buy_again, cross_sell, up_sell) -> items, best first
+    lists: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     new_arms: pd.DataFrame | None = None  # program arms drawn in this run, to be stored (never redrawn)
 
 
@@ -50,11 +53,17 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
     recs: dict[str, list[dict[str, Any]]] = {}
     rec_keys: dict[str, RecommendationKey] = {}
     related: dict[str, list[str]] = {}
+    per_list: dict[str, dict[str, list[dict[str, Any]]]] = {}
     if len(frames.lines):
         # The end of the as_of day: every rerun on the same day scores the same, so an unchanged shop plans nothing.
         day_end = as_of_day(as_of) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
         model = fit(frames.lines, day_end, frames.catalog, settings.recommendations)
         table = recommend(model)
+        for row in lists(model, n=settings.writeback.recommendations_per_customer).itertuples(index=False):
+            item = {"product_id": row.product_id, "reason": row.reason,
+                    "because_of": row.because_of if isinstance(row.because_of, str) else None,
+                    "expected_date": row.expected_date if isinstance(row.expected_date, str) else None}
+            per_list.setdefault(str(row.customer_id), {}).setdefault(str(row.list), []).append(item)
         table = table.sort_values(["customer_id", "rank"], kind="stable")
         because = [None if pd.isna(b) else b for b in table["because_of"].tolist()]
         cids, pids, reasons = table["customer_id"].tolist(), table["product_id"].tolist(), table["reason"].tolist()
@@ -69,12 +78,6 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
             recs[cids[a]] = items[a:b]
             if keyed:
                 rec_keys[cids[a]] = tuple(keys[a:b])
-        pins, exclusions = settings.recommendations.pins, settings.recommendations.exclusions
-        if pins or exclusions:
-            recs = pin_and_exclude(recs, pins, exclusions, settings.recommendations.k)
-            rec_keys = {cid: tuple((str(i["product_id"]), i["reason"],
-                                    None if i["because_of"] is None else str(i["because_of"])) for i in items)
-                        for cid, items in recs.items()} if keyed else {}
         counts: dict[str, int] = {}
         for items in recs.values():
             for item in items:
@@ -85,7 +88,7 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         pairs = related_products(model, settings.writeback.related_per_product)
         for pid, other in zip(pairs["product_id"].tolist(), pairs["related_product_id"].tolist()):
             related.setdefault(str(pid), []).append(str(other))
-    return Computed(result, recs, related, rec_keys, new_arms=new_arms)
+    return Computed(result, recs, related, rec_keys, lists=per_list, new_arms=new_arms)
 
 
 def _programs(result: AnalysisResult, frames: "ShopFrames", settings: "Settings",
@@ -100,21 +103,6 @@ def _programs(result: AnalysisResult, frames: "ShopFrames", settings: "Settings"
     every = pd.concat([stored, drawn], ignore_index=True) if len(drawn) else stored
     lifts = program_lifts(every, valid_orders(frames.orders, as_of), as_of, programs)
     return dataclasses.replace(result, segments=segments, extra={**result.extra, "programs": lifts}), drawn
-
-
-def pin_and_exclude(recs: dict[str, list[dict[str, Any]]], pins: tuple[str, ...], exclusions: tuple[str, ...],
-                    k: int) -> dict[str, list[dict[str, Any]]]:
-    """The merchant's picks: excluded products never shown, pinned ones first (unless the customer's list is empty:
-    a pin is not a reason to message someone we know nothing about), each list cut back to k."""
-    if not pins and not exclusions:
-        return recs
-    banned = set(exclusions)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for cid, items in recs.items():
-        kept = [item for item in items if item["product_id"] not in banned and item["product_id"] not in pins]
-        pinned = [{"product_id": pid, "reason": "pinned", "because_of": None} for pid in pins if pid not in banned]
-        out[cid] = (pinned + kept)[:k]
-    return out
 
 
 def _segment_lists(segments: pd.DataFrame) -> list[list[str]]:
@@ -147,7 +135,8 @@ def customer_facts(computed: Computed, only: AbstractSet[str] | None = None) -> 
     for i, cid in enumerate(customers.index.astype(str).tolist()):
         out[cid] = CustomerFacts(segments=segments[i], rfm=rfm_text[i], rfm_group=groups[i], predicted_clv=clv[i],
                                  p_alive=alive[i], next_order_date=nxt_text[i], recommendations=recs.get(cid, ()),
-                                 vip_tier=tiers[i], recommendation_key=keys.get(cid))
+                                 vip_tier=tiers[i], recommendation_key=keys.get(cid),
+                                 lists=computed.lists.get(cid, {}))
     return out
 
 
@@ -158,6 +147,8 @@ def insight_rows(computed: Computed) -> list[tuple[str, str, str]]:
     frame = customers.copy()
     frame["recommendations"] = pd.Series([computed.recommendations.get(c, []) for c in customers.index.astype(str)],
                                          index=frame.index, dtype=object)
+    frame["recommendation_lists"] = pd.Series([computed.lists.get(c, {}) for c in customers.index.astype(str)],
+                                              index=frame.index, dtype=object)
     text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="s", default_handler=str)
     data = text.split("\n")[: len(frame)]
     return [(str(cid), doc, json.dumps(seg)) for cid, doc, seg in zip(customers.index, data, segments)]

@@ -33,6 +33,7 @@ DEFINITIONS: tuple[Definition, ...] = (
     Definition("CUSTOMER", "vip_tier", "single_line_text_field", "VIP tier"),
     Definition("CUSTOMER", "cross_sell", "list.product_reference", "Cross-sell recommendations"),
     Definition("CUSTOMER", "up_sell", "list.product_reference", "Up-sell recommendations"),
+    Definition("CUSTOMER", "buy_again", "list.product_reference", "Buy again (most due first)"),
     Definition("CUSTOMER", "rec_reasons", "json", "Recommendation reasons"),
     Definition("PRODUCT", "bought_together", "list.product_reference", "Bought together"),
 )

@@ -33,7 +33,8 @@ def form_values(settings: Settings, overrides: dict[str, Any]) -> dict[str, Any]
         "segments": shop_settings.segment_params(effective), "custom": custom,
         "custom_rows": len(custom) + shop_settings.CUSTOM_ROWS_SPARE,
         "tiers": shop_settings.tiers_of(effective.analytics.custom), "tier_rows": shop_settings.TIER_ROWS,
-        "pins": ", ".join(effective.recommendations.pins), "exclusions": ", ".join(effective.recommendations.exclusions),
+        "pins": ", ".join(effective.recommendations.pinned_products),
+        "exclusions": ", ".join(effective.recommendations.excluded_products),
     }
 
 

@@ -5,57 +5,32 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from connector.recommend_settings import RecommendSettings
-from jobs.recommend.evaluation import MODELS, evaluate, leave_last_order_out, split_by_date
-from jobs.recommend.model import as_records, fit, recommend, related_products
+from jobs.commands.rec_input import InputError, parse_columns, read_catalog, read_lines
+from jobs.recommend.evaluation import evaluate, leave_last_order_out, split_by_date
+from jobs.recommend.model import fit, related_products
+from jobs.recommend.scoring import as_records, lists, recommend
 
-LINE_COLUMNS: tuple[str, ...] = ("customer_id", "order_id", "processed_at", "product_id", "quantity", "amount")
-ID_COLUMNS: tuple[str, ...] = ("customer_id", "order_id", "product_id")
-
-
-def parse_columns(text: str | None) -> dict[str, str]:
-    """`ours=theirs,...` into {theirs: ours} for renaming a CSV's columns."""
-    if not text:
-        return {}
-    mapping: dict[str, str] = {}
-    for part in text.split(","):
-        ours, sep, theirs = part.partition("=")
-        if not sep or not ours.strip() or not theirs.strip():
-            raise argparse.ArgumentTypeError(f"bad column mapping {part!r}; expected ours=theirs")
-        mapping[theirs.strip()] = ours.strip()
-    return mapping
+__all__ = ["parse_columns", "read_catalog", "read_lines", "register", "run_evaluate", "run_recommend"]
 
 
-def read_lines(path: str, columns: str | None = None) -> pd.DataFrame:
-    """Order lines from a CSV (any compression pandas reads), renamed, typed, timestamps as naive UTC."""
-    rename = parse_columns(columns)
-    header = pd.read_csv(path, nrows=0).rename(columns=rename).columns
-    missing = [c for c in ("customer_id", "order_id", "processed_at", "product_id") if c not in header]
-    if missing:
-        raise SystemExit(f"{path}: missing columns {missing} (map them with --columns ours=theirs,...)")
-    source = {ours: theirs for theirs, ours in rename.items()}
-    wanted = [c for c in (*LINE_COLUMNS, "product_type") if c in header]
-    frame = pd.read_csv(path, usecols=[source.get(c, c) for c in wanted],
-                        dtype={source.get(c, c): str for c in (*ID_COLUMNS, "product_type")})
-    frame = frame.rename(columns=rename)
-    at = pd.to_datetime(frame["processed_at"], utc=True, format="mixed")
-    frame["processed_at"] = at.dt.tz_localize(None)
-    frame["quantity"] = pd.to_numeric(frame["quantity"], errors="coerce") if "quantity" in frame else 1.0
-    frame["amount"] = pd.to_numeric(frame["amount"], errors="coerce") if "amount" in frame else float("nan")
-    return frame.dropna(subset=["customer_id", "order_id", "product_id", "processed_at"])
-
-
-def read_catalog(path: str | None) -> pd.DataFrame | None:
-    """Catalog CSV with product_id and optional title, product_type, price, available."""
-    if not path:
-        return None
-    return pd.read_csv(path, dtype={"product_id": str, "product_type": str, "title": str})
-
+def _clear_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Bad input ends the command with its message and exit status 2, never a traceback."""
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    guarded.__name__ = run.__name__
+    guarded.__doc__ = run.__doc__
+    return guarded
 
 def _settings(args: argparse.Namespace) -> RecommendSettings:
     """Defaults, with what the command line overrides."""
@@ -65,16 +40,27 @@ def _settings(args: argparse.Namespace) -> RecommendSettings:
     return dataclasses.replace(settings, k=args.k)
 
 
-def run_recommend(args: argparse.Namespace) -> int:
+def _as_of(text: str) -> pd.Timestamp:
+    """--as-of as a naive UTC timestamp."""
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, OverflowError):
+        raise InputError(f"--as-of {text!r} is not a date/time") from None
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def _recommend(args: argparse.Namespace) -> int:
     """Write one JSON line of recommendations per customer."""
     lines = read_lines(args.file, args.columns)
-    as_of = pd.Timestamp(args.as_of) if args.as_of else pd.Timestamp(lines["processed_at"].max())
+    as_of = _as_of(args.as_of) if args.as_of else pd.Timestamp(lines["processed_at"].max())
     if args.as_of and len(args.as_of) <= 10:  # a bare date means the end of that day
         as_of = as_of + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
     settings = _settings(args)
     model = fit(lines, as_of, read_catalog(args.catalog), settings)
     customers = sorted(lines.loc[lines["processed_at"] <= as_of, "customer_id"].unique())
     records = as_records(recommend(model, customers, settings.k))
+    if args.lists:
+        _add_lists(records, lists(model, customers, settings.k))
     with _output(args.out) as out:
         for record in records:
             out.write(json.dumps(record) + "\n")
@@ -87,6 +73,22 @@ def run_recommend(args: argparse.Namespace) -> int:
                 out.write(json.dumps({"product_id": product, "related": items}) + "\n")
     print(f"{len(records)} customers, as of {as_of}", file=sys.stderr)
     return 0
+
+
+def _add_lists(records: list[dict[str, object]], table: pd.DataFrame) -> None:
+    """Each record gains `lists`: buy_again (with expected_date), cross_sell and up_sell items."""
+    by_customer: dict[str, dict[str, list[dict[str, object]]]] = {}
+    for row in table.itertuples(index=False):
+        item: dict[str, object] = {"product_id": row.product_id, "score": round(float(str(row.score)), 4),
+                                   "reason": row.reason}
+        if isinstance(row.because_of, str):
+            item["because_of"] = row.because_of
+        if isinstance(row.expected_date, str):
+            item["expected_date"] = row.expected_date
+        by_customer.setdefault(str(row.customer_id), {}).setdefault(str(row.list), []).append(item)
+    for record in records:
+        found = by_customer.get(str(record["customer_id"]), {})
+        record["lists"] = {name: found.get(name, []) for name in ("buy_again", "cross_sell", "up_sell")}
 
 
 def _output(path: str) -> Any:
@@ -110,11 +112,11 @@ class _Unclosed:
         self.stream.flush()
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace) -> int:
     """Print the metrics of our recommender and the baselines on one split."""
     lines = read_lines(args.file, args.columns)
     if args.split_date:
-        split = split_by_date(lines, pd.Timestamp(args.split_date))
+        split = split_by_date(lines, _as_of(args.split_date))
     else:
         split = leave_last_order_out(lines, args.min_orders)
     if split.truth.empty:
@@ -129,13 +131,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def format_table(results: dict[str, dict[str, float]], k: int, protocol: str) -> str:
-    """A readable fixed-width table of the metrics."""
+    """A readable fixed-width table: overall, repeat and explore metrics at k."""
     customers = int(next(iter(results.values()))["customers"])
-    head = f"{'model':<12} {'HitRate@' + str(k):>11} {'Recall@' + str(k):>10} {'NDCG@' + str(k):>9} {'Coverage':>9}"
+    at = f"@{k}"
+    head = (f"{'model':<12} {'Recall' + at:>9} {'NDCG' + at:>8} {'Hit' + at:>7} {'Cov' + at:>8} "
+            f"{'RepRecall':>9} {'RepNDCG':>8} {'ExpRecall':>9} {'ExpNDCG':>8} {'ExpShare':>8}")
     rows = [f"{protocol}; {customers} customers", head, "-" * len(head)]
-    for name in MODELS:
-        m = results[name]
-        rows.append(f"{name:<12} {m['hit_rate']:>11.4f} {m['recall']:>10.4f} {m['ndcg']:>9.4f} {m['coverage']:>9.5f}")
+    for name, m in results.items():
+        rows.append(f"{name:<12} {m['recall']:>9.4f} {m['ndcg']:>8.4f} {m['hit_rate']:>7.4f} {m['coverage']:>8.5f} "
+                    f"{m.get('repeat_recall', float('nan')):>9.4f} {m.get('repeat_ndcg', float('nan')):>8.4f} "
+                    f"{m.get('explore_recall', float('nan')):>9.4f} {m.get('explore_ndcg', float('nan')):>8.4f} "
+                    f"{m.get('explore_share', float('nan')):>8.3f}")
     return "\n".join(rows)
 
 
@@ -148,6 +154,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lookback-days", type=int, default=None, help="history window (default 365)")
 
 
+run_recommend = _clear_errors(_recommend)
+run_evaluate = _clear_errors(_evaluate)
+
+
 def register(subparsers: Any) -> None:
     """Add `recommend` and `evaluate-recs`."""
     rec = subparsers.add_parser("recommend", help="recommend products to every customer of a transaction CSV")
@@ -155,11 +165,14 @@ def register(subparsers: Any) -> None:
     rec.add_argument("--out", default="-", help="JSON lines output, one customer a line (default stdout)")
     rec.add_argument("--as-of", help="recommend as of this date/time (default: the last one in the file)")
     rec.add_argument("--related-out", help="also write bought-together lists per product (JSON lines)")
+    rec.add_argument("--lists", action="store_true",
+                     help="add the buy_again (with expected_date), cross_sell and up_sell lists to every line")
     rec.set_defaults(func=run_recommend)
 
     ev = subparsers.add_parser("evaluate-recs", help="offline evaluation against top-frequency baselines")
     _common(ev)
     ev.add_argument("--split-date", help="train before this date, test on what follows (default: leave last order out)")
-    ev.add_argument("--min-orders", type=int, default=3, help="leave-last-order-out: customers with this many orders")
+    ev.add_argument("--min-orders", type=int, default=2,
+                    help="leave-last-order-out: customers with at least this many orders (default 2)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=run_evaluate)

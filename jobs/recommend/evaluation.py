@@ -1,15 +1,26 @@
-"""Offline evaluation of recommendations: splits, HitRate/Recall/NDCG@k, coverage, and top-frequency baselines."""
+"""Offline evaluation of next-basket recommendations: splits, Recall/NDCG/HitRate@k and coverage, overall and
+split into repeat and explore items (Li et al., TOIS 2023), for ours and the baselines by one harness."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from connector.recommend_settings import RecommendSettings
-from jobs.recommend.model import fit, recommend
+from jobs.recommend.baselines import g_topfreq, global_ranking, order_counts, p_topfreq, p_topfreq_g, tifu_knn
+from jobs.recommend.model import RecommendModel, fit
+from jobs.recommend.scoring import lists, recommend
 
-MODELS: tuple[str, ...] = ("ours", "G-TopFreq", "P-TopFreq", "GP-TopFreq")
+# ours = the blended next-basket list; ours:cross_sell is judged on explore items, ours:buy_again on repeat items.
+MODELS: tuple[str, ...] = ("ours", "ours:cross_sell", "ours:buy_again", "TIFU-KNN", "P-TopFreq+G", "P-TopFreq",
+                           "G-TopFreq")
+PARTS: tuple[str, ...] = ("all", "repeat", "explore")
+SEED = 20260701  # fixed: every sampled choice of the harness is reproducible
+
+__all__ = ["MODELS", "PARTS", "SEED", "Split", "evaluate", "g_topfreq", "global_ranking", "leave_last_order_out",
+           "metrics", "order_counts", "p_topfreq", "p_topfreq_g", "split_by_date", "tifu_knn"]
 
 
 @dataclass(frozen=True)
@@ -17,7 +28,7 @@ class Split:
     """Training lines, the products each evaluated customer bought next, and the time we recommend at."""
 
     train: pd.DataFrame
-    truth: pd.DataFrame  # customer_id, product_id (distinct)
+    truth: pd.DataFrame  # customer_id, product_id (distinct), repeat (bought in training)
     as_of: pd.Timestamp
     protocol: str
 
@@ -30,21 +41,24 @@ def _orders(lines: pd.DataFrame) -> pd.DataFrame:
     return orders.sort_values(["customer_id", "at", "order_id"], kind="stable")
 
 
-def _truth(lines: pd.DataFrame) -> pd.DataFrame:
-    """Distinct (customer, product) pairs of held-out lines."""
-    return lines[["customer_id", "product_id"]].drop_duplicates().reset_index(drop=True)
+def _truth(held: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+    """Distinct (customer, product) pairs of held-out lines, flagged repeat when the customer bought it in training."""
+    truth = held[["customer_id", "product_id"]].drop_duplicates().reset_index(drop=True)
+    seen = pd.MultiIndex.from_frame(train[["customer_id", "product_id"]].drop_duplicates())
+    truth["repeat"] = pd.MultiIndex.from_frame(truth[["customer_id", "product_id"]]).isin(seen)
+    return truth
 
 
-def leave_last_order_out(lines: pd.DataFrame, min_orders: int = 3) -> Split:
+def leave_last_order_out(lines: pd.DataFrame, min_orders: int = 2) -> Split:
     """Hold out the last order of every customer with at least `min_orders` orders; train on everything else."""
     orders = _orders(lines)
     from_end = orders.groupby("customer_id").cumcount(ascending=False)
     n_orders = orders.groupby("customer_id")["order_id"].transform("size")
-    held = set(orders.loc[(from_end == 0) & (n_orders >= min_orders), "order_id"])
+    held = set(orders.loc[(from_end == 0) & (n_orders >= max(min_orders, 2)), "order_id"])
     is_held = lines["order_id"].isin(held).to_numpy()
     train = lines[~is_held]
-    return Split(train, _truth(lines[is_held]), pd.Timestamp(train["processed_at"].max()),
-                 f"leave-last-order-out (customers with >= {min_orders} orders)")
+    return Split(train, _truth(lines[is_held], train), pd.Timestamp(train["processed_at"].max()),
+                 f"leave-last-order-out (customers with >= {max(min_orders, 2)} orders)")
 
 
 def split_by_date(lines: pd.DataFrame, split_date: pd.Timestamp) -> Split:
@@ -54,75 +68,52 @@ def split_by_date(lines: pd.DataFrame, split_date: pd.Timestamp) -> Split:
     train = lines[before]
     test = lines[~before]
     test = test[test["customer_id"].isin(set(train["customer_id"]))]
-    return Split(train, _truth(test), split_date, f"time split at {split_date.date()}")
+    return Split(train, _truth(test, train), split_date, f"time split at {split_date.date()}")
 
 
-def order_counts(train: pd.DataFrame) -> pd.DataFrame:
-    """Orders per (customer, product) with the last purchase time."""
-    distinct = train.drop_duplicates(["order_id", "product_id"])
-    return distinct.groupby(["customer_id", "product_id"], sort=False).agg(
-        orders=("order_id", "size"), last=("processed_at", "max")
-    ).reset_index()
-
-
-def global_ranking(train: pd.DataFrame) -> pd.Series:
-    """Products by number of orders containing them, most popular first (ties by product id)."""
-    counts = train.drop_duplicates(["order_id", "product_id"])["product_id"].value_counts()
-    frame = counts.rename_axis("product_id").reset_index(name="orders")
-    return frame.sort_values(["orders", "product_id"], ascending=[False, True])["product_id"].reset_index(drop=True)
-
-
-def g_topfreq(train: pd.DataFrame, customers: list[str], k: int) -> pd.DataFrame:
-    """Everyone gets the k globally most frequent products."""
-    top = global_ranking(train).head(k).to_numpy()
-    return pd.DataFrame({
-        "customer_id": np.repeat(np.asarray(customers, dtype=object), len(top)),
-        "rank": np.tile(np.arange(1, len(top) + 1), len(customers)),
-        "product_id": np.tile(top, len(customers)),
-    })
-
-
-def p_topfreq(train: pd.DataFrame, customers: list[str], k: int) -> pd.DataFrame:
-    """The customer's own k most frequent products (ties: most recently bought, then globally popular)."""
-    counts = order_counts(train[train["customer_id"].isin(set(customers))])
-    popularity = pd.Series(np.arange(len(ranking := global_ranking(train))), index=ranking.to_numpy())
-    counts["global_rank"] = popularity.reindex(counts["product_id"]).to_numpy()
-    counts = counts.sort_values(["customer_id", "orders", "last", "global_rank"],
-                                ascending=[True, False, False, True], kind="stable")
-    counts["rank"] = counts.groupby("customer_id").cumcount() + 1
-    return counts.loc[counts["rank"] <= k, ["customer_id", "rank", "product_id"]].reset_index(drop=True)
-
-
-def gp_topfreq(train: pd.DataFrame, customers: list[str], k: int) -> pd.DataFrame:
-    """P-TopFreq, topped up with the most popular products the customer does not already have."""
-    personal = p_topfreq(train, customers, k)
-    fill = g_topfreq(train, customers, 2 * k).assign(rank=lambda f: f["rank"] + k)
-    both = pd.concat([personal, fill], ignore_index=True).drop_duplicates(["customer_id", "product_id"])
-    both = both.sort_values(["customer_id", "rank"], kind="stable")
-    both["rank"] = both.groupby("customer_id").cumcount() + 1
-    return both[both["rank"] <= k].reset_index(drop=True)
-
-
-def metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int, catalogue_size: int) -> dict[str, float]:
-    """HitRate, Recall, NDCG at k over the customers in `truth`, and catalogue coverage of their top k."""
+def _part_metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> dict[str, float]:
+    """HitRate, Recall, NDCG at k over the customers with at least one item in `truth` (ranks of the full list)."""
     customers = pd.Index(truth["customer_id"].unique())
-    recs = recs[(recs["rank"] <= k) & recs["customer_id"].isin(customers)]
-    hits = recs.merge(truth, on=["customer_id", "product_id"])
-    gain = (1.0 / np.log2(hits["rank"].to_numpy(float) + 1.0))
+    if len(customers) == 0:
+        return {"customers": 0.0, "hit_rate": float("nan"), "recall": float("nan"), "ndcg": float("nan")}
+    hits = recs.merge(truth[["customer_id", "product_id"]], on=["customer_id", "product_id"])
+    gain = 1.0 / np.log2(hits["rank"].to_numpy(float) + 1.0)
     per = pd.DataFrame({"customer_id": hits["customer_id"], "hit": 1.0, "gain": gain})
     per = per.groupby("customer_id")[["hit", "gain"]].sum().reindex(customers, fill_value=0.0)
     size = truth.groupby("customer_id").size().reindex(customers).to_numpy(float)
     discounts = np.cumsum(1.0 / np.log2(np.arange(2, max(int(size.max()), k) + 2)))
     ideal = discounts[np.minimum(size, k).astype(int) - 1]
-    ideal_full = discounts[size.astype(int) - 1]  # IDCG over the whole basket, as some papers use
     return {
         "customers": float(len(customers)),
         "hit_rate": float(np.mean(per["hit"].to_numpy() > 0)),
         "recall": float(np.mean(per["hit"].to_numpy() / size)),
         "ndcg": float(np.mean(per["gain"].to_numpy() / ideal)),
-        "ndcg_full_idcg": float(np.mean(per["gain"].to_numpy() / ideal_full)),
-        "coverage": float(recs["product_id"].nunique() / max(catalogue_size, 1)),
     }
+
+
+def metrics(recs: pd.DataFrame, truth: pd.DataFrame, k: int, catalogue_size: int,
+            seen: pd.DataFrame | None = None) -> dict[str, float]:
+    """Metrics at k overall (plain keys) and on repeat / explore items (`repeat_*`, `explore_*` keys).
+
+    `coverage` is the share of the catalogue in anybody's top k; `explore_share` the share of the top-k slots
+    holding products new to the customer (needs `seen`, the training (customer, product) pairs).
+    """
+    customers = pd.Index(truth["customer_id"].unique())
+    recs = recs[(recs["rank"] <= k) & recs["customer_id"].isin(customers)]
+    out = _part_metrics(recs, truth, k)
+    out["coverage"] = float(recs["product_id"].nunique() / max(catalogue_size, 1))
+    if "repeat" in truth.columns:
+        for part, mask in (("repeat", truth["repeat"].to_numpy(bool)), ("explore", ~truth["repeat"].to_numpy(bool))):
+            for name, value in _part_metrics(recs, truth[mask], k).items():
+                out[f"{part}_{name}"] = value
+    if seen is not None and len(recs):
+        old = pd.MultiIndex.from_frame(recs[["customer_id", "product_id"]]).isin(
+            pd.MultiIndex.from_frame(seen[["customer_id", "product_id"]]))
+        out["explore_share"] = float(1.0 - old.mean())
+    return out
+
+
+Runner = Callable[[pd.DataFrame, list[str], int], pd.DataFrame]
 
 
 def evaluate(
@@ -130,15 +121,34 @@ def evaluate(
     catalog: pd.DataFrame | None = None,
     settings: RecommendSettings = RecommendSettings(),
     k: int = 10,
+    models: tuple[str, ...] = MODELS,
 ) -> dict[str, dict[str, float]]:
-    """Metrics of our recommender and the three baselines on one split, by the same harness."""
+    """Metrics of our recommender and the baselines on one split, by the same harness."""
     customers = list(split.truth["customer_id"].unique())
     catalogue_size = split.train["product_id"].nunique()
-    model = fit(split.train, split.as_of, catalog, settings)
-    runs = {
-        "ours": recommend(model, customers, k),
-        "G-TopFreq": g_topfreq(split.train, customers, k),
-        "P-TopFreq": p_topfreq(split.train, customers, k),
-        "GP-TopFreq": gp_topfreq(split.train, customers, k),
+    seen = split.train[["customer_id", "product_id"]].drop_duplicates()
+
+    fitted: dict[str, RecommendModel] = {}
+
+    def model(train: pd.DataFrame) -> RecommendModel:
+        if "model" not in fitted:
+            fitted["model"] = fit(train, split.as_of, catalog, settings)
+        return fitted["model"]
+
+    def our_list(name: str) -> Runner:
+        def run(train: pd.DataFrame, who: list[str], n: int) -> pd.DataFrame:
+            table = lists(model(train), who, n)
+            return table[table["list"] == name]
+        return run
+
+    runners: dict[str, Runner] = {
+        "ours": lambda train, who, n: recommend(model(train), who, n),
+        "ours:cross_sell": our_list("cross_sell"),
+        "ours:buy_again": our_list("buy_again"),
+        "TIFU-KNN": lambda train, who, n: tifu_knn(train, who, n, settings.tifu),
+        "P-TopFreq+G": p_topfreq_g,
+        "P-TopFreq": p_topfreq,
+        "G-TopFreq": g_topfreq,
     }
-    return {name: metrics(recs, split.truth, k, catalogue_size) for name, recs in runs.items()}
+    return {name: metrics(runners[name](split.train, customers, k), split.truth, k, catalogue_size, seen)
+            for name in models}

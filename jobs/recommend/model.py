@@ -1,4 +1,4 @@
-"""Per-customer product recommendations: repeat purchases when due, bought-together, up-sell and trending."""
+"""Fitting the recommender: TIFU personal frequency, timing, neighbours, bought-together, up-sell and trending."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,11 +9,12 @@ import scipy.sparse as sp
 
 from connector.recommend_settings import RecommendSettings
 from jobs.recommend.cooccurrence import bought_together, incidence, top_n_per_row
+from jobs.recommend.tifu import customer_vectors, neighbour_pool
 from jobs.recommend.upsell import upgrades
 
-REASONS: tuple[str, ...] = ("due_to_reorder", "bought_together", "upgrade", "trending")
+REASONS: tuple[str, ...] = ("due_to_reorder", "buy_again", "similar_customers", "bought_together", "upgrade",
+                           "trending", "pinned")
 _DAY = np.timedelta64(1, "D")
-_CHUNK_ENTRIES = 4_000_000  # candidate entries scored at once; bounds memory for large shops
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,15 @@ class RecommendModel:
     settings: RecommendSettings
     product_ids: np.ndarray  # product code -> product_id
     customer_ids: np.ndarray  # customer code -> customer_id
-    available: np.ndarray  # bool per product code
+    available: np.ndarray  # bool per product code: in stock, published, not excluded by the merchant
+    pinned: np.ndarray  # product codes the merchant pinned, in pin order (available ones only)
     popularity: np.ndarray  # orders per product in the lookback window
-    owned: sp.csr_matrix  # customer x product, orders containing it (any purchase, for exclusion)
-    repeat: sp.csr_matrix  # customer x product, score of re-buyable products (recency, frequency, due)
+    owned: sp.csr_matrix  # customer x product, orders containing it
+    blocked: sp.csr_matrix  # customer x product, 1 where the customer refunded it (never recommended to them)
+    vectors: sp.csr_matrix  # customer x product, TIFU time-decayed personal frequency
+    timing: sp.csr_matrix  # customer x product, due factor in (0, 1] of re-bought products (reorders, never filters)
+    pool: np.ndarray  # customer codes that may serve as neighbours
+    span: pd.DataFrame  # customer, product, orders, first_at, last_at, interval_days (one row per pair)
     seeds: sp.csr_matrix  # customer x product, row-normalized recency weight of the top own products
     related: sp.csr_matrix  # product x product bought-together similarity
     upgrade: sp.csr_matrix  # product x product up-sell strength
@@ -36,7 +42,7 @@ class RecommendModel:
 
 
 def prepare_lines(lines: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int) -> pd.DataFrame:
-    """Lines of the lookback window with string ids and a datetime `processed_at`."""
+    """Lines of the lookback window with ids as categories of strings and a datetime `processed_at`."""
     frame = lines.drop(columns=["variant_id"], errors="ignore")
     at = pd.to_datetime(frame["processed_at"])
     keep = (at <= as_of) & (at > as_of - pd.Timedelta(days=lookback_days))
@@ -47,8 +53,8 @@ def prepare_lines(lines: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int) 
         if isinstance(values.dtype, pd.CategoricalDtype):  # large shops: ids as categories stay cheap
             # pandas-stubs: any list-like is accepted, an Index included
             frame[column] = values.cat.rename_categories(values.cat.categories.astype(str))  # type: ignore[arg-type]
-        elif not pd.api.types.is_string_dtype(values):
-            frame[column] = values.astype(str)
+        else:  # one hashing pass here; every later factorize and group-by works on the integer codes
+            frame[column] = (values if pd.api.types.is_string_dtype(values) else values.astype(str)).astype("category")
     return frame
 
 
@@ -114,6 +120,41 @@ def _trending(
     return order, score[order] / max(score[order[0]], 1e-12) if len(order) else score[order]
 
 
+def _order_codes(frame: pd.DataFrame, customer_code: np.ndarray, n_customers: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Order codes per line, and per order its time, customer and 0-based position; orders per customer."""
+    order_code, order_ids = pd.factorize(frame["order_id"])
+    at = pd.Series(frame["processed_at"].to_numpy("datetime64[ns]"))
+    order_at = at.groupby(order_code).min().to_numpy("datetime64[ns]")
+    order_customer = pd.Series(customer_code).groupby(order_code).first().to_numpy()
+    sequence = np.lexsort((np.asarray(order_ids, dtype=str), order_at, order_customer))
+    counts = np.bincount(order_customer, minlength=n_customers)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    rank = np.empty(len(order_ids), dtype=np.int64)
+    rank[sequence] = np.arange(len(order_ids)) - np.repeat(starts, counts)
+    return order_code, order_at, order_customer, rank, counts
+
+
+def _returned(frame: pd.DataFrame) -> np.ndarray:
+    """Lines that return a product: a `refunded` flag or a negative quantity (never a purchase)."""
+    flag = np.zeros(len(frame), dtype=bool)
+    if "refunded" in frame.columns:
+        flag |= frame["refunded"].fillna(False).astype(bool).to_numpy()
+    if "quantity" in frame.columns:
+        flag |= (pd.to_numeric(frame["quantity"], errors="coerce").fillna(0.0) < 0).to_numpy()
+    return flag
+
+
+def _refunds(refunds: pd.DataFrame, customers: pd.Index, products: pd.Index) -> sp.csr_matrix:
+    """customer x product, 1 where the customer returned the product (customers with only returns are left out)."""
+    rows = customers.get_indexer(pd.Index(refunds["customer_id"].astype(str)))
+    cols = products.get_indexer(pd.Index(refunds["product_id"].astype(str)))
+    ok = (rows >= 0) & (cols >= 0)
+    m = sp.csr_matrix((np.ones(int(ok.sum())), (rows[ok], cols[ok])), shape=(len(customers), len(products)))
+    m.data[:] = 1.0
+    return m
+
+
 def fit(
     lines: pd.DataFrame,
     as_of: pd.Timestamp,
@@ -123,6 +164,8 @@ def fit(
     """Fit every component on the lines of the lookback window before `as_of`."""
     as_of = pd.Timestamp(as_of)
     frame = prepare_lines(lines, as_of, settings.lookback_days)
+    returned = _returned(frame)
+    refunds, frame = frame[returned], frame[~returned]
     customer_code, customer_uniques = pd.factorize(frame["customer_id"])
     product_code, product_uniques = pd.factorize(frame["product_id"])
     product_ids = np.asarray(product_uniques, dtype=object)
@@ -132,13 +175,16 @@ def fit(
     customer_ids = np.asarray(customer_uniques, dtype=object)
     n_customers, n_products = len(customer_ids), len(product_ids)
     available, price, type_code = _catalog_arrays(product_ids, frame, catalog)
+    index = pd.Index(product_ids)
+    excluded = index.get_indexer([str(p) for p in settings.excluded_products])
+    available[excluded[excluded >= 0]] = False
+    pins = index.get_indexer([str(p) for p in settings.pinned_products])
+    pinned = np.asarray([p for p in dict.fromkeys(pins.tolist()) if p >= 0 and available[p]], dtype=np.int64)
 
-    order_code, order_ids = pd.factorize(frame["order_id"])
-    at = pd.Series(frame["processed_at"].to_numpy("datetime64[ns]"))
-    order_at = at.groupby(order_code).min().to_numpy("datetime64[ns]")
-    order_customer = pd.Series(customer_code).groupby(order_code).first().to_numpy()
-    x = incidence(order_code, product_code, len(order_ids), n_products)
+    order_code, order_at, order_customer, order_rank, n_orders = _order_codes(frame, customer_code, n_customers)
+    x = incidence(order_code, product_code, len(order_at), n_products)
     popularity = np.asarray(x.sum(axis=0)).ravel()
+    vectors = customer_vectors(x, order_customer, order_rank, n_orders, n_customers, settings.tifu)
 
     # One row per (order, product) is the unit of every personal statistic.
     xo = x.tocoo()
@@ -155,7 +201,7 @@ def fit(
     cp = (span["customer"].to_numpy(), span["product"].to_numpy())
     owned = sp.csr_matrix((span["orders"].to_numpy(np.float64), cp), shape=shape)
     seeds = top_n_per_row(sp.csr_matrix((span["weight"].to_numpy(), cp), shape=shape), settings.seeds_per_customer)
-    repeat = _repeat_scores(span, shape, popularity, available, as_of, settings)
+    timing = _timing(span, shape, as_of, settings)
     trending, trending_score = _trending(order_at, x, as_of, available, settings)
     return RecommendModel(
         as_of=as_of,
@@ -163,9 +209,14 @@ def fit(
         product_ids=product_ids,
         customer_ids=customer_ids,
         available=available,
+        pinned=pinned,
         popularity=popularity,
         owned=owned,
-        repeat=repeat,
+        blocked=_refunds(refunds, pd.Index(customer_ids), index),
+        vectors=vectors,
+        timing=timing,
+        pool=neighbour_pool(vectors, n_orders, settings.tifu),
+        span=span.sort_values(["customer", "product"], kind="stable").reset_index(drop=True),
         seeds=seeds,
         related=bought_together(x, settings.cross_sell),
         upgrade=upgrades(span, price, type_code, popularity.astype(np.float64), settings.upsell),
@@ -174,144 +225,25 @@ def fit(
     )
 
 
-def _repeat_scores(
-    span: pd.DataFrame, shape: tuple[int, int], popularity: np.ndarray, available: np.ndarray,
-    as_of: pd.Timestamp, settings: RecommendSettings,
-) -> sp.csr_matrix:
-    """Re-buy score of products a customer bought in enough orders: recency x frequency x staple prior x due."""
+def _timing(span: pd.DataFrame, shape: tuple[int, int], as_of: pd.Timestamp,
+            settings: RecommendSettings) -> sp.csr_matrix:
+    """Due factor of products bought in at least two orders: 1 when due, down to `due_floor` just after a purchase.
+
+    Also stores each pair's personal interval in `span` (interval_days, NaN for single purchases).
+    """
     counts = span["orders"].to_numpy()
-    product = span["product"].to_numpy()
     # numpy stubs type datetime64 - datetime64 array as a datetime64 array; it is a timedelta64 array
     first_days = (np.datetime64(as_of, "ns") - span["first_at"].to_numpy("datetime64[ns]")) / _DAY  # type: ignore[operator]
     last_days = (np.datetime64(as_of, "ns") - span["last_at"].to_numpy("datetime64[ns]")) / _DAY  # type: ignore[operator]
     interval = (first_days - last_days) / np.maximum(counts - 1, 1)
-    # Not yet due (bought more recently than the personal interval) lowers the score, never removes it.
-    due = np.clip(last_days / np.maximum(interval, 1.0), 0.0, 1.0)
-    timing = settings.due_floor + (1.0 - settings.due_floor) * due
-    prior = 1.0 + settings.blend.popularity_prior * np.log1p(popularity[product])
-    score = span["weight"].to_numpy() * prior * timing
-    keep = (counts >= settings.min_repeat_orders) & available[product]
-    return sp.csr_matrix((score[keep], (span["customer"].to_numpy()[keep], product[keep])), shape=shape)
-
-
-def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: int | None = None) -> pd.DataFrame:
-    """Top-k products per customer with score, reason and the product behind the reason.
-
-    Customers unknown to the model (no orders in the lookback window) get the shop's trending products.
-    """
-    k = model.settings.k if k is None else k
-    wanted = model.customer_ids if customer_ids is None else np.asarray([str(c) for c in customer_ids], dtype=object)
-    codes = pd.Index(model.customer_ids).get_indexer(wanted)
-    known = np.unique(codes[codes >= 0])
-    per_customer = 1 + model.settings.seeds_per_customer * (
-        model.settings.cross_sell.neighbors + model.settings.upsell.neighbors
-    ) + len(model.trending)
-    chunk = max(1, _CHUNK_ENTRIES // per_customer)
-    frames = [_score_chunk(model, known[start:start + chunk], k) for start in range(0, len(known), chunk)]
-    cold = wanted[codes < 0]
-    if len(cold):
-        top = model.trending[:k]
-        frames.append(pd.DataFrame({
-            "customer_id": np.repeat(cold, len(top)),
-            "rank": np.tile(np.arange(1, len(top) + 1), len(cold)),
-            "product_id": np.tile(model.product_ids[top], len(cold)),
-            "score": np.tile(model.settings.blend.trending * model.trending_score[:k], len(cold)),
-            "reason": "trending",
-            "because_of": None,
-        }))
-    if not frames:
-        return pd.DataFrame(columns=["customer_id", "rank", "product_id", "score", "reason", "because_of"])
-    return pd.concat(frames, ignore_index=True)
-
-
-def _score_chunk(model: RecommendModel, rows: np.ndarray, k: int) -> pd.DataFrame:
-    """Blend the components for a block of customers and keep the top k of each."""
-    n_products = len(model.product_ids)
-    blend = model.settings.blend
-    seeds = model.seeds[rows]
-    repeat = model.repeat[rows].tocoo()
-    owned = model.owned[rows].tocoo()
-    owned_keys = owned.row.astype(np.int64) * n_products + owned.col
-    repeat_keys = repeat.row.astype(np.int64) * n_products + repeat.col
-    bought_once = np.setdiff1d(owned_keys, repeat_keys)  # already bought, not re-bought regularly: excluded
-
-    keys: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
-    reasons: list[np.ndarray] = []
-
-    def add(row: np.ndarray, col: np.ndarray, value: np.ndarray, weight: float, reason: int) -> None:
-        key = row.astype(np.int64) * n_products + col
-        ok = model.available[col] & (value > 0) & ~np.isin(key, bought_once)
-        keys.append(key[ok])
-        scores.append(weight * value[ok])
-        reasons.append(np.full(int(ok.sum()), reason, dtype=np.int8))
-
-    add(repeat.row, repeat.col, repeat.data, blend.personal, 0)
-    together = (seeds @ model.related).tocoo()
-    add(together.row, together.col, together.data, blend.bought_together, 1)
-    better = (seeds @ model.upgrade).tocoo()
-    add(better.row, better.col, better.data, blend.upgrade, 2)
-    n_trend = len(model.trending)
-    add(np.repeat(np.arange(len(rows)), n_trend), np.tile(model.trending, len(rows)),
-        np.tile(model.trending_score, len(rows)), blend.trending, 3)
-
-    key = np.concatenate(keys)
-    if len(key) == 0:  # nobody in this block has a candidate (they own every available product)
-        return pd.DataFrame(columns=["customer_id", "rank", "product_id", "score", "reason", "because_of"])
-    contribution = np.concatenate(scores)
-    reason = np.concatenate(reasons)
-    unique_keys, group = np.unique(key, return_inverse=True)
-    total = np.bincount(group, weights=contribution, minlength=len(unique_keys))
-    # The reason shown is the component that contributed most to the score.
-    by_strength = np.lexsort((-contribution, group))
-    first = np.r_[True, np.diff(group[by_strength]) != 0]
-    main_reason = np.empty(len(unique_keys), dtype=np.int8)
-    main_reason[group[by_strength][first]] = reason[by_strength][first]
-
-    row = unique_keys // n_products
-    col = unique_keys % n_products
-    ranked = np.lexsort((col, -total, row))
-    starts = np.searchsorted(row[ranked], np.arange(len(rows)))
-    rank = np.arange(len(ranked)) - np.repeat(starts, np.bincount(row[ranked], minlength=len(rows)))
-    top = ranked[rank < k]
-    top_row, top_col, top_reason = row[top], col[top], main_reason[top]
-
-    because = np.full(len(top), -1, dtype=np.int64)
-    for reason_code, matrix in ((1, model.related), (2, model.upgrade)):
-        pick = top_reason == reason_code
-        because[pick] = _strongest_seed(seeds, matrix, top_row[pick], top_col[pick])
-    return pd.DataFrame({
-        "customer_id": model.customer_ids[rows[top_row]],
-        "rank": rank[rank < k] + 1,
-        "product_id": model.product_ids[top_col],
-        "score": total[top],
-        "reason": np.asarray(REASONS, dtype=object)[top_reason],
-        # numpy stubs: None is a valid (object) choice for np.where
-        "because_of": np.where(because >= 0, model.product_ids[np.maximum(because, 0)], None),  # type: ignore[call-overload]
-    })
-
-
-def _strongest_seed(seeds: sp.csr_matrix, matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """For each (customer row, product col), the customer's own product with the largest seed x similarity."""
-    if len(rows) == 0:
-        return np.empty(0, dtype=np.int64)
-    n_products = matrix.shape[1]
-    wanted = np.unique(rows)
-    sub = seeds[wanted].tocoo()
-    seed_row, seed_product, seed_weight = wanted[sub.row], sub.col, sub.data
-    lengths = np.diff(matrix.indptr)[seed_product]
-    owner = np.repeat(np.arange(len(seed_product)), lengths)
-    offset = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    at = matrix.indptr[seed_product][owner] + offset
-    key = seed_row[owner].astype(np.int64) * n_products + matrix.indices[at]
-    strength = seed_weight[owner] * matrix.data[at]
-    target = rows.astype(np.int64) * n_products + cols
-    hit = np.isin(key, target)
-    key, strength, source = key[hit], strength[hit], seed_product[owner[hit]]
-    order = np.lexsort((-strength, key))
-    first = np.r_[True, np.diff(key[order]) != 0]
-    best = pd.Series(source[order][first], index=key[order][first])
-    return best.reindex(target).fillna(-1).to_numpy(np.int64)
+    repeat = (counts >= 2) & (interval > 0)
+    span["interval_days"] = np.where(repeat, interval, np.nan)
+    span["due"] = np.where(repeat, last_days / np.maximum(interval, 1.0), np.nan)
+    due = np.clip(span["due"].fillna(1.0).to_numpy(), 0.0, 1.0)
+    factor = settings.due_floor + (1.0 - settings.due_floor) * due
+    keep = repeat & (factor < 1.0)
+    return sp.csr_matrix((factor[keep], (span["customer"].to_numpy()[keep], span["product"].to_numpy()[keep])),
+                         shape=shape)
 
 
 def related_products(model: RecommendModel, n: int | None = None) -> pd.DataFrame:
@@ -338,19 +270,3 @@ def _product_lists(model: RecommendModel, matrix: sp.csr_matrix, n: int) -> pd.D
         "related_product_id": model.product_ids[frame["dst"].to_numpy()],
         "score": frame["score"].to_numpy(),
     })
-
-
-def as_records(recs: pd.DataFrame) -> list[dict[str, object]]:
-    """One `{"customer_id", "items": [...]}` dict per customer, items in rank order."""
-    out: list[dict[str, object]] = []
-    ordered = recs.sort_values(["customer_id", "rank"], kind="stable")
-    for customer, group in ordered.groupby("customer_id", sort=False):
-        items = []
-        for product, score, reason, because in zip(group["product_id"], group["score"], group["reason"],
-                                                   group["because_of"]):
-            item: dict[str, object] = {"product_id": product, "score": round(float(score), 4), "reason": reason}
-            if because is not None and not (isinstance(because, float) and np.isnan(because)):
-                item["because_of"] = because
-            items.append(item)
-        out.append({"customer_id": customer, "items": items})
-    return out

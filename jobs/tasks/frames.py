@@ -11,7 +11,7 @@ import pandas as pd
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 
-from connector.database import sql
+from connector.database import json_column, sql
 from connector.model import STORE_CURRENCY
 from jobs.analytics.features import to_naive_utc
 
@@ -161,7 +161,8 @@ async def load_orders(shop_id: int, gone: set[str],
     foreign = ~(currency.isin([own, STORE_CURRENCY]).to_numpy() & (own != ""))
     deleted, cancelled, test = _bools(raw["deleted"]), _bools(raw["cancelled"]), _bools(raw["test"])
     paid = _paid(raw, status, context)
-    valid = ~deleted & ~cancelled & ~test & paid & ~foreign & (net > 0)
+    sale = ~deleted & ~cancelled & ~test & paid & ~foreign
+    valid = sale & (net > 0)
     customer = raw["customer_id"]
     anonymous = (customer.isna() | customer.astype(str).isin(gone)).to_numpy()
     orders = pd.DataFrame({
@@ -174,6 +175,7 @@ async def load_orders(shop_id: int, gone: set[str],
         "items": np.zeros(len(raw), dtype=np.int64),
         "valid": valid,
         "anonymous": anonymous,
+        "returned": sale & (net <= 0) & (total > 0),  # a real sale, refunded in full
     })
     return orders, pd.to_numeric(raw["id"]).to_numpy(dtype=np.int64), _reconcile(
         own, currency, deleted, cancelled, test, paid, foreign, net, valid, anonymous, orders["customer_id"])
@@ -222,9 +224,10 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
     """Product lines of valid orders (gift cards left out); also fills the orders' item counts and discount flag."""
     raw = await columns(
         "SELECT order_id, product_id, quantity, CAST(unit_price AS DOUBLE PRECISION), "
-        "CAST(discount AS DOUBLE PRECISION), is_gift_card FROM line_item WHERE shop_id = ?",
-        [shop_id], ("row", "product_id", "quantity", "unit_price", "discount", "gift_card"), ("gift_card",),
+        "CAST(discount AS DOUBLE PRECISION), is_gift_card, platform_id FROM line_item WHERE shop_id = ?",
+        [shop_id], ("row", "product_id", "quantity", "unit_price", "discount", "gift_card", "line_id"), ("gift_card",),
     )
+    refunded_lines = await _refunded_line_ids(shop_id)
     position = pd.Index(order_rows).get_indexer(pd.to_numeric(raw["row"]).to_numpy(dtype=np.int64))
     known = position >= 0
     raw, position = raw.loc[known].reset_index(drop=True), position[known]
@@ -233,8 +236,13 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
     orders["items"] = np.bincount(position, weights=quantity, minlength=len(orders)).astype(np.int64)
     line_discounts = np.bincount(position, weights=np.abs(discount), minlength=len(orders))
     orders["discounted"] = orders["discounted"].to_numpy() | (line_discounts > 0)
-    person = orders["valid"].to_numpy() & ~orders["anonymous"].to_numpy()  # no customer, nobody to recommend to
-    keep = person[position] & raw["product_id"].notna().to_numpy() & ~_bools(raw["gift_card"])
+    person = ~orders["anonymous"].to_numpy()  # no customer, nobody to recommend to
+    # Refunded lines stay, flagged: the recommender never offers a product back to a customer who returned it.
+    fully_refunded = orders["returned"].to_numpy()[position]
+    refunded = fully_refunded | (raw["line_id"].astype(str).isin(refunded_lines).to_numpy()
+                                 & orders["valid"].to_numpy()[position])
+    keep = (person[position] & (orders["valid"].to_numpy()[position] | refunded) & raw["product_id"].notna().to_numpy()
+            & ~_bools(raw["gift_card"]))
     at = position[keep]
     types = pd.Series(catalog["product_type"].to_numpy(), index=catalog["product_id"].to_numpy())
     product = raw["product_id"].loc[keep].astype(str).to_numpy()
@@ -246,7 +254,15 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
         "quantity": quantity[keep],
         "amount": _floats(raw["unit_price"])[keep] * quantity[keep] - discount[keep],
         "product_type": types.reindex(product).to_numpy() if len(types) else np.full(len(product), None),
+        "refunded": refunded[keep],
     })
+
+
+async def _refunded_line_ids(shop_id: int) -> set[str]:
+    """Platform ids of line items some refund returned (refund.line_items holds [line id, quantity] pairs)."""
+    raw = await columns("SELECT line_items FROM refund WHERE shop_id = ? AND deleted_at IS NULL", [shop_id],
+                        ("line_items",))
+    return {str(pair[0]) for value in raw["line_items"] for pair in json_column(value) or [] if pair}
 
 
 async def load_checkouts(shop_id: int, gone: set[str]) -> pd.DataFrame:

@@ -185,3 +185,38 @@ def test_write_state_round_trips_through_the_row_columns() -> None:
 def test_an_empty_change_is_never_planned() -> None:
     result = plan({("customer", "1"): OwnerState()}, {}, managed_prefix=PREFIX)
     assert result.changes == () and not any(isinstance(c, OwnerChange) for c in result.changes)
+
+
+def with_lists(facts_: CustomerFacts, buy_again: list[str], cross: list[str], up: list[str]) -> CustomerFacts:
+    """The same customer with the three recommendation lists."""
+    def items(ids: list[str], reason: str) -> list[dict[str, object]]:
+        return [{"product_id": p, "reason": reason, "because_of": None,
+                 "expected_date": "2026-12-01" if reason == "due_to_reorder" else None} for p in ids]
+    return CustomerFacts(**{**facts_.__dict__, "lists": {"buy_again": items(buy_again, "due_to_reorder"),
+                                                        "cross_sell": items(cross, "similar_customers"),
+                                                        "up_sell": items(up, "upgrade")}})
+
+
+def test_each_list_goes_to_its_own_metafield_with_reasons_and_reorder_dates() -> None:
+    state = shop({"1": with_lists(facts(0), ["20", "21"], ["30"], ["40"])})[("customer", "1")]
+    refs = {k: json.loads(state.metafields[k].value) for k in ("buy_again", "cross_sell", "up_sell")}
+    assert refs == {"buy_again": ["gid://shopify/Product/20", "gid://shopify/Product/21"],
+                    "cross_sell": ["gid://shopify/Product/30"], "up_sell": ["gid://shopify/Product/40"]}
+    assert all(state.metafields[k].type == "list.product_reference" for k in refs)
+    reasons = json.loads(state.metafields["rec_reasons"].value)
+    assert reasons[0] == {"product_id": "20", "reason": "due_to_reorder", "because_of": None, "list": "buy_again",
+                          "expected_date": "2026-12-01"}
+    assert [(r["list"], r["product_id"]) for r in reasons] == [("buy_again", "20"), ("buy_again", "21"),
+                                                               ("cross_sell", "30"), ("up_sell", "40")]
+
+
+def test_moving_to_the_three_lists_leaves_no_stale_value_behind() -> None:
+    old = shop({"1": facts(0), "2": facts(1)})  # what the single blended list wrote before
+    new = shop({"1": with_lists(facts(0), ["20"], ["30"], []), "2": with_lists(facts(1), [], [], [])})
+    written = record({}, plan(old, {}, managed_prefix=PREFIX).changes)
+    after = record(written, plan(new, written, managed_prefix=PREFIX).changes)
+    assert after == new  # what the store holds is exactly the new state
+    one = after[("customer", "1")].metafields
+    assert "up_sell" not in one and json.loads(one["cross_sell"].value) == ["gid://shopify/Product/30"]
+    two = after[("customer", "2")].metafields
+    assert not {"cross_sell", "up_sell", "buy_again", "rec_reasons"} & set(two)  # the old lists were deleted

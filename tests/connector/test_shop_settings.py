@@ -52,7 +52,7 @@ def test_changes_are_stored_and_applied_for_the_shop() -> None:
     shop = shop_settings.apply(settings, data)
     assert shop.writeback.tag_prefix == "rx:" and shop.analytics.segments.vip.top_percent == 5.0
     assert not shop.analytics.segments.lapsed.enabled
-    assert shop.recommendations.pins == ("11", "12") and shop.recommendations.exclusions == ("13",)
+    assert shop.recommendations.pinned_products == ("11", "12") and shop.recommendations.excluded_products == ("13",)
     rules = {c.name: c.rule for c in shop.analytics.custom}
     assert rules["vip_silver"] == "amount_spent >= 100 AND amount_spent < 500"
     assert rules["vip_gold"] == "amount_spent >= 500"

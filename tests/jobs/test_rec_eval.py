@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jobs.recommend.evaluation import (evaluate, g_topfreq, gp_topfreq, leave_last_order_out, metrics, p_topfreq,
+from jobs.recommend.evaluation import (evaluate, g_topfreq, p_topfreq_g, leave_last_order_out, metrics, p_topfreq,
                            split_by_date)
 from tests.fixtures import COMPLETEJOURNEY_SLICE
 
@@ -39,7 +39,8 @@ def test_split_by_date_trains_before_and_tests_known_customers_after() -> None:
     split = split_by_date(ORDERS, pd.Timestamp("2026-02-15"))
     assert (split.train["processed_at"] < pd.Timestamp("2026-02-15")).all()
     assert set(split.truth["customer_id"]) == {"a", "b", "c"}
-    assert ("b", "w") in set(map(tuple, split.truth.to_numpy()))
+    assert ("b", "w", False) in set(map(tuple, split.truth.to_numpy()))  # new to b: an explore item
+    assert ("a", "x", True) in set(map(tuple, split.truth.to_numpy()))  # bought before: a repeat item
 
 
 def test_metrics_follow_their_definitions() -> None:
@@ -61,7 +62,7 @@ def test_baselines_rank_by_own_then_global_frequency() -> None:
     ])
     assert list(g_topfreq(train, ["a"], 2)["product_id"]) == ["y", "x"]
     assert list(p_topfreq(train, ["a"], 3)["product_id"]) == ["x", "y"]
-    assert list(gp_topfreq(train, ["a"], 3)["product_id"]) == ["x", "y", "z"]
+    assert list(p_topfreq_g(train, ["a"], 3)["product_id"]) == ["x", "y", "z"]
 
 
 def completejourney_sample() -> pd.DataFrame:

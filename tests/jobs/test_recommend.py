@@ -11,7 +11,8 @@ import pytest
 
 import jobs.recommend.cooccurrence as cooccurrence
 from connector.recommend_settings import RecommendSettings
-from jobs.recommend.model import REASONS, fit, recommend, related_products, upgrade_products
+from jobs.recommend.model import REASONS, fit, related_products, upgrade_products
+from jobs.recommend.scoring import lists, recommend
 
 AS_OF = pd.Timestamp("2026-11-23")
 REPO = Path(__file__).resolve().parents[2]
@@ -113,15 +114,21 @@ def test_one_off_purchases_are_excluded_but_regular_rebuys_come_back() -> None:
     assert coffee["reason"] == "due_to_reorder"
 
 
-def test_a_rebuy_that_is_due_outranks_one_bought_yesterday() -> None:
+def test_timing_reorders_repeat_products_without_removing_any() -> None:
     orders = []
     for m in range(1, 11):
         orders.append(("ann", f"2026-{m:02d}-10", ["soap", "rice"]))
     orders.append(("ann", "2026-11-22", ["rice"]))  # rice was just bought, soap is overdue
-    settings = RecommendSettings(recency_half_life_days=10_000.0)
-    recs = recommend(fit(shop(orders), AS_OF, settings=settings), ["ann"])
-    score = recs.set_index("product_id")["score"]
-    assert score["soap"] > score["rice"]
+    model = fit(shop(orders), AS_OF)
+    buy_again = lists(model, ["ann"]).query("list == 'buy_again'")
+    assert buy_again["product_id"].tolist() == ["soap", "rice"]  # most due first, nothing filtered out
+    soap, rice = buy_again.set_index("product_id").loc[["soap", "rice"]].itertuples()
+    assert soap.reason == "due_to_reorder" and soap.expected_date == "2026-11-09"  # every 30 days, last on Oct 10
+    assert rice.reason == "buy_again" and rice.expected_date > "2026-11-22"
+    # In the blended list a strong timing weight lets the overdue product pass the one just bought; both stay.
+    strict = fit(shop(orders), AS_OF, settings=dataclasses.replace(RecommendSettings(), due_floor=0.3))
+    score = recommend(strict, ["ann"]).set_index("product_id")["score"]
+    assert score["soap"] > score["rice"] > 0
 
 
 def test_customers_without_history_get_trending_products() -> None:
@@ -149,13 +156,17 @@ def test_upgrade_is_a_pricier_same_type_product_that_buyers_moved_to() -> None:
     basic = upgrade_products(model).query("product_id == 'basic'")
     assert basic.sort_values("rank")["related_product_id"].iloc[0] == "pro"
     assert not basic["related_product_id"].isin(["luxury", "cheap", "other_pro"]).any()
-    recs = recommend(model, ["newbie"])
-    pro = recs[recs["product_id"] == "pro"].iloc[0]
-    assert (pro["reason"], pro["because_of"]) == ("upgrade", "basic")
+    up = lists(model, ["newbie"]).query("list == 'up_sell'")
+    pro = up[up["product_id"] == "pro"].iloc[0]
+    assert (pro["rank"], pro["reason"], pro["because_of"]) == (1, "upgrade", "basic")
+    assert not up["product_id"].isin(["luxury", "cheap", "other_pro", "basic"]).any()
 
 
 def test_every_recommendation_carries_a_reason_and_its_source() -> None:
-    recs = recommend(fit(popular_milk_shop(), AS_OF), k=10)
+    settings = RecommendSettings(blend=dataclasses.replace(RecommendSettings().blend, bought_together=0.5,
+                                                           upgrade=0.5))
+    recs = recommend(fit(popular_milk_shop(), AS_OF, settings=settings), k=10)
+    assert "bought_together" in set(recs["reason"])
     assert set(recs["reason"]) <= set(REASONS)
     sourced = recs[recs["reason"].isin(["bought_together", "upgrade"])]
     assert sourced["because_of"].notna().all()
@@ -166,9 +177,11 @@ def test_every_recommendation_carries_a_reason_and_its_source() -> None:
 def test_bought_together_names_the_customers_own_product_that_explains_it() -> None:
     lines = popular_milk_shop()
     lines = pd.concat([lines, shop([("solo", "2026-11-20", ["chips"])], prefix="solo")], ignore_index=True)
-    recs = recommend(fit(lines, AS_OF), ["solo"])
-    salsa = recs[recs["product_id"] == "salsa"].iloc[0]
+    settings = RecommendSettings(blend=dataclasses.replace(RecommendSettings().blend, cross_sell_together=0.5))
+    cross = lists(fit(lines, AS_OF, settings=settings), ["solo"]).query("list == 'cross_sell'")
+    salsa = cross[cross["product_id"] == "salsa"].iloc[0]
     assert (salsa["reason"], salsa["because_of"]) == ("bought_together", "chips")
+    assert "chips" not in set(cross["product_id"])  # cross-sell is what the customer has not bought
 
 
 def test_lines_after_as_of_and_variant_ids_do_not_change_anything() -> None:
@@ -182,6 +195,7 @@ def test_lines_after_as_of_and_variant_ids_do_not_change_anything() -> None:
 
 
 @pytest.mark.parametrize("module", ["jobs/recommend/model.py", "jobs/recommend/cooccurrence.py", "jobs/recommend/upsell.py",
+                                    "jobs/recommend/scoring.py", "jobs/recommend/tifu.py", "jobs/recommend/baselines.py",
                                     "jobs/recommend/evaluation.py", "connector/recommend_settings.py"])
 def test_pure_modules_import_no_io_library_and_never_read_the_clock(module: str) -> None:
     tree = ast.parse((REPO / module).read_text())
@@ -194,3 +208,41 @@ def test_pure_modules_import_no_io_library_and_never_read_the_clock(module: str)
     calls = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
              for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert not calls & {"open", "now", "today", "utcnow", "read_csv", "read_parquet", "to_csv"}
+
+
+def grocery_shop() -> pd.DataFrame:
+    """Twelve customers re-buying their staples; two variants of one product; one refund."""
+    orders = []
+    for c in range(12):
+        for m in range(1, 9):
+            orders.append((f"c{c}", f"2026-{m:02d}-{1 + c}", ["milk", f"staple{c % 3}", f"extra{(c + m) % 5}"]))
+    lines = shop(orders)
+    lines["variant_id"] = np.where(lines.index % 2 == 0, "v-small", "v-large")  # two variants of every product
+    refund = shop([("c0", "2026-08-20", ["staple0"])], prefix="r").assign(quantity=-1.0, amount=-10.0)
+    return pd.concat([lines, refund], ignore_index=True)
+
+
+def test_pins_lead_exclusions_refunds_and_stockouts_never_appear_and_a_product_shows_once_per_list() -> None:
+    catalog = pd.DataFrame({"product_id": ["milk", "extra4", "promo", "gone"], "available": [True, False, True, False]})
+    settings = dataclasses.replace(RecommendSettings(), pinned_products=("gone", "promo"),
+                                   excluded_products=("milk",))
+    model = fit(grocery_shop(), AS_OF, catalog, settings)
+    blended = recommend(model).assign(list="blended")
+    every = pd.concat([blended, lists(model)], ignore_index=True)
+    assert not every["product_id"].isin(["milk", "extra4", "gone"]).any()  # excluded, out of stock, unpinnable
+    assert not ((every["customer_id"] == "c0") & (every["product_id"] == "staple0")).any()  # c0 refunded it
+    assert not every.duplicated(["customer_id", "list", "product_id"]).any()  # one entry per product (variants fold)
+    for name in ("blended", "cross_sell"):
+        firsts = every[(every["list"] == name) & (every["rank"] == 1)]
+        assert (firsts["product_id"] == "promo").all() and (firsts["reason"] == "pinned").all()
+        assert len(firsts) == 12
+    assert set(every.loc[every["list"] == "buy_again", "reason"]) <= {"due_to_reorder", "buy_again"}
+    assert every["reason"].notna().all()
+
+
+def test_customers_with_one_or_two_orders_still_get_full_lists() -> None:
+    lines = pd.concat([grocery_shop(), shop([("new", "2026-11-01", ["staple1"]),
+                                             ("new", "2026-11-15", ["staple1", "milk"])], prefix="n")])
+    recs = recommend(fit(lines, AS_OF), ["new"], k=5)
+    assert len(recs) == 5 and set(recs["product_id"].iloc[:2]) == {"staple1", "milk"}  # their own lead
+    assert {"similar_customers", "trending"} & set(recs["reason"])  # neighbours and popularity fill the rest

@@ -290,7 +290,7 @@ async def test_metafield_values_have_the_shape_liquid_expects(shop: ShopifyShop)
         liquid = store.liquid(owner, "$app:retention", key)  # raises where Shopify would refuse the value
         value = liquid["value"]
         seen[key] = seen.get(key, 0) + 1
-        if key in ("cross_sell", "up_sell", "bought_together"):
+        if key in ("buy_again", "cross_sell", "up_sell", "bought_together"):
             assert liquid["list?"] and 0 < len(value) <= max(wb.recommendations_per_customer, wb.related_per_product)
             assert all(isinstance(p, dict) and p["id"] in store.products for p in value)  # product objects
             assert json.loads(field["value"]) == [f"gid://shopify/Product/{p['id']}" for p in value]
@@ -302,10 +302,12 @@ async def test_metafield_values_have_the_shape_liquid_expects(shop: ShopifyShop)
             # A date, not a datetime; it may be past (an overdue customer), never a sentinel like 1970 or 9999.
             assert type(value) is date and abs((value - AS_OF.date()).days) < 3 * 366
         elif key == "rec_reasons":
-            refs = {ref for k in ("cross_sell", "up_sell") if (owner, NAMESPACE, k) in store.metafields
+            refs = {(k, ref) for k in ("buy_again", "cross_sell", "up_sell") if (owner, NAMESPACE, k) in store.metafields
                     for ref in json.loads(store.metafields[(owner, NAMESPACE, k)]["value"])}
-            assert isinstance(value, list) and all(set(r) == {"product_id", "reason", "because_of"} for r in value)
-            assert refs == {f"gid://shopify/Product/{r['product_id']}" for r in value}  # one reason per product
+            assert isinstance(value, list) and all(
+                set(r) == {"product_id", "reason", "because_of", "list", "expected_date"} for r in value)
+            assert refs == {(r["list"], f"gid://shopify/Product/{r['product_id']}") for r in value}  # a reason per pick
+            assert all(isinstance(r["expected_date"], str) for r in value if r["list"] == "buy_again")
         elif key == "segments":
             tags = store.owner(owner)["tags"]
             assert liquid["list?"] and all(isinstance(s, str) for s in value)
@@ -375,3 +377,49 @@ async def test_a_clear_of_a_deleted_owner_is_done_and_a_write_to_it_fails_on_eit
     assert [(c, "not found" in r.lower()) for c, r in result.failed] == [(write_gone, True)]
     assert "rt:vip" not in store.customers[kept]["tags"]
     assert ("bulkOperationRunMutation" in shop.sandbox.usage) == (bulk_threshold == 0)
+
+
+async def test_the_three_lists_with_pins_and_exclusions_are_written_and_read_back(shop: ShopifyShop) -> None:
+    from collections import Counter
+
+    from connector.db import ProductRow
+
+    store = shop.sandbox.store
+    # Guest orders count for the customer with their email, as the store's history is stitched.
+    by_email = {str(c.get("email") or "").lower(): customer_gid(i) for i, c in store.customers.items() if c.get("email")}
+    bought: dict[str, Counter[str]] = {}
+    for order in store.orders.values():
+        owner = (customer_gid(order["customer_id"]) if order["customer_id"] is not None
+                 else by_email.get(str(order.get("email") or "").lower()))
+        if owner is not None and not order["cancelled_at"] and not order["test"]:
+            ids = {str(li["product_id"]) for li in order["lines"]}  # refunded orders too: never offered back
+            bought.setdefault(owner, Counter()).update(ids)
+    rows = await ProductRow.filter(shop_id=shop.shop_id).values("platform_id", "status", "in_stock", "is_gift_card")
+    on_sale = {r["platform_id"] for r in rows if str(r["status"]).lower() == "active" and r["in_stock"]
+               and not r["is_gift_card"]}
+    popular = [p for p, _ in Counter(p for c in bought.values() for p in c).most_common() if p in on_sale]
+    excluded, stockout, pinned = popular[0], popular[1], popular[5]
+    await ProductRow.filter(shop_id=shop.shop_id, platform_id=stockout).update(in_stock=False)
+    recs = dataclasses.replace(shop.settings.recommendations, pinned_products=(stockout, pinned),
+                               excluded_products=(excluded,))
+    summary = await shop.recompute(dataclasses.replace(shop.settings, recommendations=recs))
+    assert summary["failed"] == 0
+    gid = "gid://shopify/Product/{}".format
+    checked = led = 0
+    for owner in {o for (o, ns, k) in store.metafields if ns == NAMESPACE and "/Customer/" in o}:
+        lists = {}
+        for name in ("buy_again", "cross_sell", "up_sell"):
+            liquid = store.liquid(owner, "$app:retention", name)  # read back as a theme reads it
+            lists[name] = [gid(p["id"]) for p in liquid["value"]] if liquid else []
+        if not lists["cross_sell"]:
+            continue
+        checked += 1
+        mine = bought.get(owner, Counter())
+        for ids in lists.values():
+            assert len(ids) == len(set(ids)) and gid(excluded) not in ids and gid(stockout) not in ids
+        assert all(mine[p.rsplit("/", 1)[-1]] >= 2 for p in lists["buy_again"])
+        assert not {p.rsplit("/", 1)[-1] for p in lists["cross_sell"]} & set(mine)
+        if pinned not in mine:
+            assert lists["cross_sell"][0] == gid(pinned), (owner, lists, dict(mine))
+            led += 1
+    assert checked > 1000 and led > 0.5 * checked

@@ -175,3 +175,57 @@ async def test_customers_deleted_from_the_store_are_cleared_once_and_then_left_a
     assert await WriteStateRow.filter(shop_id=template.shop_id, owner_id__in=[str(c) for c in gone]).count() == 0
     calls = sum(store.calls.values())
     assert (await recompute(settings, REGISTRY, template.shop_id, AS_OF))["planned"] == 0 and sum(store.calls.values()) == calls
+
+
+def orders_per_product(store: SandboxStore) -> dict[int, dict[str, int]]:
+    """Per customer, the number of the store's paid orders (refunded ones too) containing each product."""
+    out: dict[int, dict[str, int]] = {}
+    for order in store.orders.values():
+        if order["status"] not in ("completed", "processing", "refunded"):
+            continue  # never paid: not a purchase
+        for pid in {str(li["product_id"]) for li in order["line_items"]}:
+            counts = out.setdefault(order["customer_id"], {})
+            counts[pid] = counts.get(pid, 0) + 1
+    return out
+
+
+async def test_the_three_lists_with_pins_and_exclusions_are_written_and_read_back(shop: tuple[Any, Template]) -> None:
+    import json
+    from collections import Counter
+
+    from connector.db import ProductRow
+
+    settings, template = shop
+    store = template.store
+    bought = orders_per_product(store)
+    popular = [p for p, _ in Counter(p for counts in bought.values() for p in counts).most_common()]
+    excluded, stockout, pinned = popular[0], popular[1], popular[5]
+    await ProductRow.filter(shop_id=template.shop_id, platform_id=stockout).update(in_stock=False)
+    recs = dataclasses.replace(settings.recommendations, pinned_products=(stockout, pinned),
+                               excluded_products=(excluded,))
+    summary = await recompute(dataclasses.replace(settings, recommendations=recs), REGISTRY, template.shop_id, AS_OF)
+    assert summary["failed"] == 0
+    written = {cid: meta(store, cid) for cid in store.customers}
+    written = {cid: m for cid, m in written.items() if f"{PREFIX}cross_sell" in m}
+    assert len(written) > 0.5 * CUSTOMERS  # every customer with an order
+    with_buy_again = 0
+    for cid, values in written.items():
+        lists = {name: json.loads(values.get(f"{PREFIX}{name}") or "[]") for name in ("buy_again", "cross_sell", "up_sell")}
+        reasons = json.loads(values[f"{PREFIX}rec_reasons"])
+        mine = bought.get(cid, {})
+        for name, ids in lists.items():
+            assert len(ids) == len(set(ids)) <= settings.writeback.recommendations_per_customer
+            assert excluded not in ids and stockout not in ids  # excluded by the merchant, out of stock
+            assert [r["product_id"] for r in reasons if r["list"] == name] == ids  # a stored reason per pick
+        assert all(mine.get(p, 0) >= 2 for p in lists["buy_again"])  # bought again and again
+        assert not set(lists["cross_sell"]) & set(mine)  # new to the customer, never a product they returned
+        if pinned not in mine:
+            assert lists["cross_sell"][0] == pinned  # the pin leads
+        due = [r for r in reasons if r["list"] == "buy_again"]
+        assert all(isinstance(r["expected_date"], str) and len(r["expected_date"]) == 10 for r in due)
+        with_buy_again += bool(lists["buy_again"])
+    assert with_buy_again > 0.2 * len(written)  # a sparse store: most customers have few orders
+    # Nothing stale: a rerun without the pin takes it out of every list it led.
+    await recompute(settings, REGISTRY, template.shop_id, AS_OF)
+    led = sum(json.loads(meta(store, cid).get(f"{PREFIX}cross_sell") or "[]")[:1] == [pinned] for cid in written)
+    assert led < 0.2 * len(written)

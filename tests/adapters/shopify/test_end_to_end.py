@@ -47,7 +47,7 @@ async def test_a_store_is_installed_backfilled_and_kept_in_sync(tmp_path: Any) -
                 row = await ShopRow.get(domain=SHOP)
 
                 assert await tasks.install_shop(ctx, row.id) == "active"
-                assert len(sandbox.store.subscriptions) == 16 and len(sandbox.store.definitions) == 11
+                assert len(sandbox.store.subscriptions) == 16 and len(sandbox.store.definitions) == len(DEFINITIONS)
                 counts = await tasks.sync_shop(ctx, row.id)
                 assert counts["orders"] == len(sandbox.store.orders)
                 stored = set(await CustomerRow.filter(shop_id=row.id, is_guest=False).values_list("platform_id", flat=True))

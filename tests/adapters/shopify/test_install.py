@@ -17,6 +17,7 @@ from adapters.shopify.adapter import ADAPTER
 from adapters.shopify.client import shopify_base_url
 from adapters.shopify.connect import http_client, open_client
 from adapters.shopify.oauth import query_hmac
+from adapters.shopify.setup import DEFINITIONS
 from adapters.registry import REGISTRY
 from sandboxes.shopify.app import Sandbox
 from connector import database, shops
@@ -116,7 +117,9 @@ async def test_on_installed_registers_webhooks_and_definitions_once(env: Env) ->
     assert len(topics) == 16 and "CUSTOMER_TAGS_ADDED" in topics and "BULK_OPERATIONS_FINISH" in topics
     assert {s["uri"] for s in store.subscriptions.values()} == {f"{APP}/webhooks/shopify"}
     keys = {(owner, key): d for (owner, _ns, key), d in store.definitions.items()}
-    assert len(keys) == 11 and keys[("CUSTOMER", "vip_tier")]["type"] == "single_line_text_field"
+    assert len(keys) == len(DEFINITIONS)
+    assert keys[("CUSTOMER", "vip_tier")]["type"] == "single_line_text_field"
+    assert keys[("CUSTOMER", "buy_again")]["type"] == "list.product_reference"
     # Customer payloads carry facts.birth_date: their subscriptions ask for the `facts` metafield namespace.
     assert {s["topic"] for s in store.subscriptions.values() if s["metafieldNamespaces"] == ["facts"]} == {
         "CUSTOMERS_CREATE", "CUSTOMERS_UPDATE"}
@@ -127,7 +130,7 @@ async def test_on_installed_registers_webhooks_and_definitions_once(env: Env) ->
     assert all(d["access"] == {"storefront": "PUBLIC_READ"} for d in store.definitions.values())
     before = dict(env.sandbox.usage)
     await ADAPTER.on_installed(conn)  # reinstall: nothing new, no error
-    assert len(store.subscriptions) == 16 and len(store.definitions) == 11
+    assert len(store.subscriptions) == 16 and len(store.definitions) == len(DEFINITIONS)
     assert env.sandbox.usage["webhookSubscriptionCreate"] == before["webhookSubscriptionCreate"]
 
 
