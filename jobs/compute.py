@@ -79,9 +79,10 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
             if keyed:
                 rec_keys[cids[a]] = tuple(keys[a:b])
         counts: dict[str, int] = {}
-        for items in recs.values():
-            for item in items:
-                counts[item["product_id"]] = counts.get(item["product_id"], 0) + 1
+        for picks in recs.values():
+            for pick in picks:
+                product = str(pick["product_id"])
+                counts[product] = counts.get(product, 0) + 1
         # Most recommended first, ties by product id (the app home's list; the order of equals means nothing).
         result.extra["recommended"] = [{"product_id": pid, "customers": n}
                                        for pid, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:20]]
