@@ -152,6 +152,7 @@ class ProductRow(Model):
     created_at = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)
+    image_url = fields.CharField(max_length=2048, null=True)
 
     class Meta:
         table = "product"

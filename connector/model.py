@@ -176,6 +176,8 @@ class Product:
     is_gift_card: bool = False
     variants: tuple[Variant, ...] = ()
     created_at: datetime | None = None
+    # The featured image's URL; "" = the store says there is none, None = not in this payload (the stored one stays).
+    image_url: str | None = None
 
     @property
     def price(self) -> Decimal | None:

@@ -233,12 +233,15 @@ async def _upsert(shop_id: int, entity: m.Entity, out: Applied) -> None:
     elif isinstance(entity, m.Order):
         await _upsert_order(shop_id, entity, out)
     elif isinstance(entity, m.Product):
-        await _upsert_simple(shop_id, m.Kind.PRODUCT, entity.platform_id, entity.updated_at, {
+        product: dict[str, Any] = {
             "title": entity.title[:500], "product_type": entity.product_type, "vendor": entity.vendor,
             "tags": list(entity.tags), "status": entity.status, "is_gift_card": entity.is_gift_card,
             "price": entity.price, "in_stock": entity.in_stock, "variants": _variants_json(entity),
             "created_at": entity.created_at, "updated_at": entity.updated_at,
-        }, out)
+        }
+        if entity.image_url is not None:  # None: absent from this payload, the stored image stays
+            product["image_url"] = entity.image_url[:2048] or None  # "": the store says there is none
+        await _upsert_simple(shop_id, m.Kind.PRODUCT, entity.platform_id, entity.updated_at, product, out)
     elif isinstance(entity, m.Refund):
         await _upsert_simple(shop_id, m.Kind.REFUND, entity.platform_id, entity.updated_at or entity.created_at, {
             "order_id": entity.order_id, "amount": entity.amount, "created_at": entity.created_at,

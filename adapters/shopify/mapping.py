@@ -244,13 +244,8 @@ def _birth_date(payload: Payload) -> date | None:
 def product(payload: Payload) -> Product:
     """products/create|update with variants folded in."""
     variants = tuple(
-        Variant(
-            platform_id=gid_id(v.get("id")) or "",
-            price=money(v.get("price")),
-            sku=v.get("sku") or None,
-            title=v.get("title"),
-            inventory_quantity=v.get("inventory_quantity"),
-        )
+        Variant(platform_id=gid_id(v.get("id")) or "", price=money(v.get("price")), sku=v.get("sku") or None,
+                title=v.get("title"), inventory_quantity=v.get("inventory_quantity"))
         for v in payload.get("variants") or []
     )
     return Product(
@@ -264,7 +259,18 @@ def product(payload: Payload) -> Product:
         is_gift_card=bool(payload.get("gift_card")),
         variants=variants,
         created_at=parse_time(payload.get("created_at")),
+        image_url=_image(payload),
     )
+
+
+def _image(payload: Payload) -> str | None:
+    """`image.src` (the featured image), else the first of `images`; "" when the payload says there is none,
+    None when it says nothing (the stored image stays)."""
+    if "image" not in payload and "images" not in payload:
+        return None
+    found = payload["image"] if "image" in payload else (payload["images"] or [None])[0]
+    src = found.get("src") if isinstance(found, Mapping) else None
+    return src if isinstance(src, str) else ""
 
 
 def checkout(payload: Payload) -> Checkout:

@@ -124,7 +124,16 @@ def product(node: Node, variants: Iterable[Node] | None = None) -> Product:
         is_gift_card=bool(node.get("isGiftCard")),
         variants=tuple(variant(v) for v in (variants if variants is not None else _children(node, "variants"))),
         created_at=parse_time(node.get("createdAt")),
+        image_url=_featured_image(node),
     )
+
+
+def _featured_image(node: Node) -> str | None:
+    """featuredMedia.preview.image.url; "" when the product has no media, None when the query did not ask."""
+    if "featuredMedia" not in node:
+        return None
+    url = ((((node.get("featuredMedia") or {}).get("preview") or {}).get("image")) or {}).get("url")
+    return url if isinstance(url, str) else ""
 
 
 ENTITY = {"customers": customer, "orders": order, "products": product}

@@ -358,7 +358,15 @@ def map_product(payload: Any, variations: Sequence[Mapping[str, Any]] | None = N
         status=PRODUCT_STATUS.get(str(product.get("status") or "publish"), "draft"),
         variants=variants,
         created_at=created,
+        image_url=_image(product.get("images")) if "images" in product else None,  # absent: the stored one stays
     ))]
+
+
+def _image(images: Any) -> str:
+    """`images[0].src` (WooCommerce lists the featured image first); "" when the product has none."""
+    first = images[0] if isinstance(images, list) and images else None
+    src = first.get("src") if isinstance(first, Mapping) else None
+    return src if isinstance(src, str) else ""
 
 
 _KINDS = {"order": Kind.ORDER, "customer": Kind.CUSTOMER, "product": Kind.PRODUCT}

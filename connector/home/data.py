@@ -116,16 +116,8 @@ async def segment_export(shop_id: int, slug: str) -> AsyncIterator[list[dict[str
 async def products(shop_id: int, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Title, price and image of these products as stored from the store."""
     rows = await ProductRow.filter(shop_id=shop_id, platform_id__in=list(ids)).values(
-        "platform_id", "title", "price", "variants")
-    return {str(r["platform_id"]): {"title": r["title"], "price": r["price"], "image": _image(r["variants"])}
-            for r in rows}
-
-
-def _image(variants: Any) -> str | None:
-    for variant in variants or []:
-        if isinstance(variant, dict) and isinstance(variant.get("image"), str):
-            return str(variant["image"])
-    return None
+        "platform_id", "title", "price", "image_url")
+    return {str(r["platform_id"]): {"title": r["title"], "price": r["price"], "image": r["image_url"]} for r in rows}
 
 
 async def find_customer(shop_id: int, query: str) -> CustomerRow | None:

@@ -80,6 +80,7 @@ def make_products(rng: random.Random, ids: Ids, n: int, start: datetime) -> list
                 "created_at": created,
                 "updated_at": created,
                 "variants": variants,
+                "image": f"https://cdn.shopify.com/s/files/1/0000/0001/files/product-{pid}.jpg",
             }
         )
     return products

@@ -234,6 +234,8 @@ def product_view(store: Store, p: dict[str, Any]) -> dict[str, Any]:
         "__typename": "Product", "id": owner, "title": p["title"], "productType": p["product_type"], "vendor": p["vendor"],
         "tags": list(p["tags"]), "status": p["status"], "isGiftCard": p["is_gift_card"], "createdAt": iso(p["created_at"]),
         "updatedAt": iso(p["updated_at"]), "metafield": metafield_view(store, owner),
+        "featuredMedia": {"__typename": "MediaImage", "id": gid("MediaImage", p["id"]), "preview": {
+            "__typename": "MediaPreviewImage", "image": {"__typename": "Image", "url": p["image"]}}} if p.get("image") else None,
         "variants": lambda _info, **args: connection(variants, variant_view, **{**args, "sortKey": "ID"}),
     }
 

@@ -49,7 +49,15 @@ def product_payload(p: dict[str, Any]) -> dict[str, Any]:
              "title": v["title"], "price": str(v["price"]), "sku": v["sku"], "inventory_quantity": v["inventory_quantity"]}
             for v in p["variants"]
         ],
+        "image": _image(p), "images": [_image(p)] if p.get("image") else [],
     }
+
+
+def _image(p: dict[str, Any]) -> dict[str, Any] | None:
+    if not p.get("image"):
+        return None
+    return {"id": p["id"], "product_id": p["id"], "position": 1, "src": p["image"], "alt": None,
+            "admin_graphql_api_id": gid("ProductImage", p["id"])}
 
 
 def order_payload(o: dict[str, Any], customer: dict[str, Any] | None, currency: str) -> dict[str, Any]:

@@ -68,6 +68,9 @@ def generate(seed: int = 7, now: datetime | None = None, customers: int = 40, gu
             "date_modified": gmt(created), "date_modified_gmt": gmt(created), "parent_id": 0,
             "categories": [{"id": 9 + i % 4, "name": CATEGORIES[i % 4], "slug": CATEGORIES[i % 4].lower()}],
             "tags": [], "variations": variation_ids, "meta_data": [],
+            "images": [{"id": pid + 500_000, "date_created": gmt(created), "date_created_gmt": gmt(created),
+                        "date_modified": gmt(created), "date_modified_gmt": gmt(created), "name": PRODUCTS[i], "alt": "",
+                        "src": f"https://shop.example/wp-content/uploads/{PRODUCTS[i].lower().replace(' ', '-')}.jpg"}],
         }
         if product["stock_quantity"] == 0:
             product["stock_status"] = "outofstock"

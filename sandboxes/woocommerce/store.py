@@ -151,6 +151,8 @@ class SandboxStore:
                      "tax_lines": [], "shipping_lines": [], "fee_lines": [], "coupon_lines": [], "refunds": []}
             self.orders[oid] = order
         self.emit("order", "created", oid)
+        return order
+
     def create_order(self, cid: int, rng: Any) -> dict[str, Any]:
         """A new paid order of a registered customer, placed now (and queue order.created)."""
         with self.lock:

@@ -8,11 +8,13 @@ import pytest
 
 from connector import database, shops
 from connector.config import Settings
-from connector.db import CheckoutRow, CustomerRow, DataExportRow, LineItemRow, OAuthStateRow, OrderRow, ShopRow
+from connector.db import (
+    CheckoutRow, CustomerRow, DataExportRow, LineItemRow, OAuthStateRow, OrderRow, ProductRow, ShopRow,
+)
 from connector.errors import AuthError, ConfigError
 from connector.model import (
-    Checkout, Customer, DataRequest, Delete, InstallState, Kind, LineItem, Order, Platform, RedactCustomer, RedactShop,
-    Refund, TagsChanged, Upsert, guest_id,
+    Checkout, Customer, DataRequest, Delete, InstallState, Kind, LineItem, Order, Platform, Product, RedactCustomer,
+    RedactShop, Refund, TagsChanged, Upsert, guest_id,
 )
 from connector.store import apply_changes
 
@@ -243,3 +245,14 @@ async def test_a_guest_checkout_is_stitched_by_email_like_a_guest_order(db: Sett
     nobody = Checkout("tok-3", T0, T0, customer_id=None, email=None)
     await apply_changes(shop_id, [Upsert(nobody)])
     assert (await CheckoutRow.get(shop_id=shop_id, platform_id="tok-3")).customer_id is None
+
+
+async def test_a_product_keeps_its_image_until_a_payload_names_another_or_says_there_is_none(db: Settings) -> None:
+    shop_id = await new_shop(db)
+    url = "https://cdn.shopify.com/s/files/1/0000/0001/files/mug.jpg"
+    await apply_changes(shop_id, [Upsert(Product("p1", T0, "Mug", image_url=url))])
+    await apply_changes(shop_id, [Upsert(Product("p1", T0 + timedelta(hours=1), "Big mug"))])  # no image in it
+    row = await ProductRow.get(shop_id=shop_id, platform_id="p1")
+    assert (row.title, row.image_url) == ("Big mug", url)
+    await apply_changes(shop_id, [Upsert(Product("p1", T0 + timedelta(hours=2), "Big mug", image_url=""))])
+    assert (await ProductRow.get(shop_id=shop_id, platform_id="p1")).image_url is None

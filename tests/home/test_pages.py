@@ -105,8 +105,14 @@ def test_customer_lookup_shows_tags_predictions_and_recommendations_with_product
         assert tag in page.locator("#written-tags").inner_text()
     assert str(insight["rfm_group"]) in page.locator("#rfm").inner_text()
     first = insight["recommendations"][0]["product_id"]
-    title = stack.query("SELECT title FROM product WHERE shop_id = ? AND platform_id = ?", sid, first)[0][0]
+    title, image = stack.query("SELECT title, image_url FROM product WHERE shop_id = ? AND platform_id = ?",
+                               sid, first)[0]
     assert page.locator(f"#recommendations tr[data-product='{first}'] .title").inner_text() == title
+    # The image as the store holds it (offline, it may not load: the element and its address are what we check).
+    assert image and image.startswith("https://")
+    img = page.locator(f"#recommendations tr[data-product='{first}'] img")
+    assert img.get_attribute("src") == image and img.get_attribute("alt") == title
+    assert img.get_attribute("loading") == "lazy"
     screenshot(page, "customer-lookup")
     page.goto(shopify_url(stack, "/app/customers?q=no-such-customer"))
     assert page.locator("#not-found").count() == 1
@@ -118,9 +124,10 @@ def test_recommendations_page_lists_the_most_recommended_products_by_title(stack
     page.goto(shopify_url(stack, "/app/recommendations"))
     rows = page.locator("#top-products tr[data-product]")
     assert rows.count() == len(top) > 0
-    title = stack.query("SELECT title FROM product WHERE shop_id = ? AND platform_id = ?", sid,
-                        top[0]["product_id"])[0][0]
+    title, image = stack.query("SELECT title, image_url FROM product WHERE shop_id = ? AND platform_id = ?", sid,
+                               top[0]["product_id"])[0]
     assert rows.first.locator(".title").inner_text() == title
+    assert image and rows.first.locator("img").get_attribute("src") == image
     assert rows.first.locator(".count").inner_text() == f"{top[0]['customers']:,} customers"
     assert page.locator(".example").count() > 0
     screenshot(page, "recommendations")

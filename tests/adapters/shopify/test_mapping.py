@@ -184,6 +184,22 @@ def test_products_fold_their_variants(name: str) -> None:
     assert product.price == Decimal("19.99") and product.variants[0].inventory_quantity == 75
 
 
+def test_a_product_image_is_the_payloads_image_src_else_its_first_image() -> None:
+    payload = parse_body((WEBHOOKS / "products__update.json").read_bytes())
+    src = "https://cdn.shopify.com/s/files/1/0000/0001/files/shirt.jpg"
+    second = {"id": 2, "src": src.replace("shirt", "back")}
+
+    def image(body: dict) -> str | None:
+        (change,) = normalize("products/update", body)
+        return change.entity.image_url
+
+    assert image(payload) == ""  # the recorded payload has "image": null: the product has none
+    assert image({**payload, "image": {"id": 1, "src": src}, "images": [second]}) == src
+    without_image = {k: v for k, v in payload.items() if k != "image"}
+    assert image({**without_image, "images": [{"id": 1, "src": src}, second]}) == src
+    assert image({k: v for k, v in without_image.items() if k != "images"}) is None  # says nothing: keep the stored
+
+
 @pytest.mark.parametrize("name", ["checkouts__create.json", "checkouts__update.json"])
 def test_checkouts_are_keyed_by_token_and_abandoned_until_completed(name: str) -> None:
     (change,) = changes(name)

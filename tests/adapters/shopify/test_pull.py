@@ -12,7 +12,7 @@ from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER
 from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection, Page
-from connector.model import Order, Upsert
+from connector.model import Order, Product, Upsert
 from tests.adapters.shopify.support import installed, make_sandbox
 
 
@@ -89,3 +89,24 @@ async def test_webhook_and_pulled_orders_agree(store: tuple[Sandbox, Connection]
         payload = json.loads(json.dumps(sandbox.store.order_payload(sandbox.store.orders[ident])))
         (change,) = ADAPTER.normalize("orders/updated", payload)
         assert change.entity == pulled[str(ident)]
+
+
+async def test_products_carry_their_featured_image_by_bulk_by_page_and_by_webhook(
+        store: tuple[Sandbox, Connection]) -> None:
+    sandbox, conn = store
+    bulk = {c.entity.platform_id: c.entity for p in await pages(conn, "products", None) for c in p.changes}
+    assert len(bulk) == len(sandbox.store.products)
+    for ident, record in sandbox.store.products.items():
+        assert isinstance(bulk[str(ident)], Product)
+        assert record["image"].startswith("https://") and bulk[str(ident)].image_url == record["image"]
+    done = (await pages(conn, "products", None))[-1].cursor
+    ident = sorted(sandbox.store.products)[3]
+    sandbox.store.update_product(ident, image="https://cdn.shopify.com/s/files/1/0000/0001/files/new.jpg")
+    (changed,) = [c.entity for p in await pages(conn, "products", done) for c in p.changes]  # the page query
+    assert changed.image_url == "https://cdn.shopify.com/s/files/1/0000/0001/files/new.jpg"
+    payload = json.loads(json.dumps(sandbox.store.product_payload(sandbox.store.products[ident])))
+    (change,) = ADAPTER.normalize("products/update", payload)
+    assert change.entity.image_url == changed.image_url
+    sandbox.store.update_product(ident, image=None)  # the merchant removes the image
+    (cleared,) = [c.entity for p in await pages(conn, "products", done) for c in p.changes]
+    assert cleared.image_url == ""

@@ -126,6 +126,16 @@ def test_products_fold_variations_into_the_parent() -> None:
     assert (variant.platform_id, variant.price, variant.title, variant.available) == ("732", Decimal("9.00"), "Black", True)
 
 
+def test_a_product_image_is_its_first_image_and_a_payload_without_images_keeps_the_stored_one() -> None:
+    payload = fixture("product.json")
+    (product,) = entities("product.updated", payload)
+    assert product.image_url == "https://example.com/wp-content/uploads/2017/03/T_2_front-4.jpg" == payload["images"][0]["src"]
+    (none,) = entities("product.updated", {**payload, "images": []})
+    assert none.image_url == ""
+    (silent,) = entities("product.updated", {k: v for k, v in payload.items() if k != "images"})
+    assert silent.image_url is None
+
+
 def test_a_variation_payload_is_left_to_its_parent() -> None:
     (ignored,) = normalize("product.updated", {**fixture("product-variation.json"), "type": "variation", "parent_id": 22})
     assert isinstance(ignored, Ignored) and ignored.details == {"id": "732", "parent_id": 22}

@@ -161,3 +161,13 @@ async def test_items_trashed_during_a_backfill_do_not_make_it_skip_others(tmp_pa
                     store.trashed[oid] = store.orders.pop(oid)
         assert read >= {str(i) for i in store.orders}
         assert visited == [1, 2, 1, 2, 3]  # the drop in X-WP-Total sent it back one page
+
+
+async def test_pulled_products_carry_the_first_image_the_store_lists(tmp_path: Path) -> None:
+    with running_store(customers=4, guests=0, orders=2) as store:
+        conn = connection(store, make_settings(tmp_path))
+        pulled = {c.entity.platform_id: c.entity async for page in ADAPTER.pull(conn, "products", None)
+                  for c in page.changes if isinstance(c.entity, Product)}
+        assert len(pulled) == len(store.products)
+        for pid, record in store.products.items():
+            assert record["images"] and pulled[str(pid)].image_url == record["images"][0]["src"]
