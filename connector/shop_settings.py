@@ -155,9 +155,9 @@ def parse_form(form: Mapping[str, str], defaults: Settings) -> tuple[dict[str, A
         errors["tier.0.name"] = "tier names must differ"
     if tiers != tiers_of(defaults.analytics.custom):
         data["vip_tiers"] = tiers
-    for key in ("pins", "exclusions"):
+    for key, field in (("pins", "pinned_products"), ("exclusions", "excluded_products")):
         ids = _ids(form.get(key, ""))
-        if ids != list(getattr(defaults.recommendations, key)):
+        if ids != list(getattr(defaults.recommendations, field)):
             data[key] = ids
     if not errors:
         problems = validate_custom_segments(apply(defaults, data).analytics)

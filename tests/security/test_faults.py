@@ -26,6 +26,7 @@ from jobs import tasks
 from jobs.tasks.recompute import WRITE_PART
 from sandboxes.woocommerce.app import SandboxStore
 from tests.adapters.woocommerce.support import running_store
+from connector.database import json_column
 from tests.conftest import make_settings
 from tests.ingestion.conftest import drain, fast_config, install, intake
 from tests.ingestion.test_crash import assert_counted_once
@@ -187,12 +188,15 @@ async def test_a_worker_killed_during_recompute_or_write_back_writes_each_custom
         queue_client.close()
     try:
         written = Counter(customer_batches(store))
-        registered = {int(c) for c in await CustomerInsightRow.filter(shop_id=row.id).values_list(
-            "customer_id", flat=True) if not str(c).startswith("guest:")}
+        # Buyers: a customer known only by a birth date (no order) is analysed but has nothing to write.
+        registered = {int(c) for c, data in await CustomerInsightRow.filter(shop_id=row.id).values_list(
+            "customer_id", "data") if not str(c).startswith("guest:")
+            and ((json_column(data) or {}).get("number_of_orders") or 0) > 0}
         recorded = set(await WriteStateRow.filter(shop_id=row.id, owner_kind="customer").values_list(
             "owner_id", flat=True))
         twice = sorted(c for c, n in written.items() if n > 1)
-        assert set(written) == registered and recorded == {str(c) for c in registered}  # nobody lost
+        # Nobody lost: every buyer written (others too when they carry a tag, e.g. a birthday), and recorded as such.
+        assert registered <= set(written) and recorded == {str(c) for c in written}
         if moment == "recompute":
             assert before == [] and twice == []  # killed before any write: the rerun writes each customer once
         else:

@@ -12,7 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,9 @@ from jobs.tasks.recompute import recompute
 from tests.adapters.shopify.support import pointed_at
 
 # One as_of for the whole run: every recompute scores the same day, so only data changes move the plan.
-AS_OF = datetime.now(timezone.utc)
+# A day ahead: the sandbox stamps every write strictly after the last one, so thousands of writes run its clock hours
+# ahead of ours, and an order it stamps must still fall on or before the analysis day.
+AS_OF = datetime.now(timezone.utc) + timedelta(days=1)
 APP = "http://app.test"
 PREFIX = "rt:"
 

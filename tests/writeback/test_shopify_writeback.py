@@ -263,7 +263,7 @@ async def test_throttled_answers_are_waited_out_and_no_owner_fails(template: Tem
     async with opened_shopify(template.sandbox, template.db, template.shop_id, tmp_path, make_settings, served,
                               maximum_available=450, restore_rate=30_000) as shop:
         start = shop.mark()
-        with draining(shop.sandbox, points=200, every=0.01) as spent:
+        with draining(shop.sandbox, points=280, every=0.01) as spent:
             summary = await shop.recompute()
         assert shop.sandbox.throttled > 0 and sum(spent) > 0
         assert summary["failed"] == 0 and summary["accepted"] == summary["planned"] > 1900

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER
+from adapters.shopify.setup import DEFINITIONS
 from adapters.registry import REGISTRY
 from connector import shops
 from connector.app import webhook
