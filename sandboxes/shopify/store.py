@@ -282,8 +282,11 @@ class Store:
                               "discount": Decimal("0.00"), "is_gift_card": product["is_gift_card"]})
             total = sum((li["price"] * li["quantity"] for li in lines), Decimal("0.00"))
             customer = self.customers.get(customer_id) if customer_id else None
+            # Placed now; updated_at keeps the strictly increasing stamp the sync filters on (after many writes in a
+            # second that stamp runs ahead of the clock, and an order must not be placed in the future because of it).
+            placed = min(moment, datetime.now(timezone.utc).replace(microsecond=0))
             order = {"id": self.ids(), "customer_id": customer_id, "email": email or (customer or {}).get("email"),
-                     "created_at": moment, "processed_at": moment, "updated_at": moment, "cancelled_at": None, "test": False,
+                     "created_at": placed, "processed_at": placed, "updated_at": moment, "cancelled_at": None, "test": False,
                      "financial_status": "PAID", "discount_codes": [], "subtotal": total, "discounts": Decimal("0.00"),
                      "total": total, "refunded": Decimal("0.00"), "lines": lines}
             self.orders[order["id"]] = order
