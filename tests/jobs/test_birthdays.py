@@ -78,17 +78,6 @@ def test_platform_values_become_a_birth_date_none_or_unknown() -> None:
     assert m.birth_date("04/05/1990") is None and m.birth_date(19900504) is None  # ambiguous: keep what we have
 
 
-@pytest.fixture
-async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]:
-    base = Settings()
-    settings = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, data_dir=str(tmp_path)),
-                                   secrets=Secrets(database_url=database_url))
-    await database.migrate(settings)
-    await database.connect(settings)
-    yield settings
-    await database.close()
-
-
 @pytest.mark.postgres
 async def test_stored_birth_dates_reach_the_segments_and_the_tags(settings: Settings) -> None:
     row = await shops.save_install(settings, "shopify", "b.myshopify.com", {"access_token": "t"})

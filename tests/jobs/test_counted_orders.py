@@ -26,17 +26,6 @@ pytestmark = pytest.mark.postgres
 WOO_URL = "https://shop.example.com"
 
 
-@pytest.fixture
-async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]:
-    base = Settings()
-    settings = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, data_dir=str(tmp_path)),
-                                   secrets=Secrets(database_url=database_url))
-    await database.migrate(settings)
-    await database.connect(settings)
-    yield settings
-    await database.close()
-
-
 async def new_shop(settings: Settings, platform: str = "shopify", domain: str = "a.myshopify.com") -> int:
     row = await shops.save_install(settings, platform, domain, {"access_token": "t"}, state=InstallState.PENDING)
     return row.id

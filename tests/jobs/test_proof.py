@@ -16,7 +16,7 @@ from jobs.tasks.frames import load_shop
 from jobs.tasks.proof import refresh_accuracy
 from jobs.tasks.recompute import recompute
 from tests.jobs.shop_data import AS_OF, products, seed, shop_orders
-from tests.jobs.test_recompute import new_shop, settings  # noqa: F401  (the database fixture)
+from tests.jobs.test_recompute import new_shop
 
 pytestmark = pytest.mark.postgres
 

@@ -34,17 +34,6 @@ from tests.jobs.shop_data import AS_OF, order, products, seed, shop_orders
 pytestmark = pytest.mark.postgres  # CI runs these again on PostgreSQL (conftest's database_url)
 
 
-@pytest.fixture
-async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]:
-    base = Settings()
-    settings = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, data_dir=str(tmp_path)),
-                                   secrets=Secrets(database_url=database_url))
-    await database.migrate(settings)
-    await database.connect(settings)
-    yield settings
-    await database.close()
-
-
 async def new_shop(settings: Settings, state: InstallState = InstallState.PENDING, domain: str = "a.myshopify.com") -> int:
     # PENDING: everything is computed and planned, nothing is sent to a platform (writes need an ACTIVE shop).
     row = await shops.save_install(settings, "shopify", domain, {"access_token": "t"}, state=state)

@@ -19,17 +19,6 @@ from jobs.tasks.recompute import FULL_REFIT_AT, PLAN_SETTINGS, SPREAD, full_refi
 from jobs.tasks.sync import reconcile_all
 
 
-@pytest.fixture
-async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]:
-    base = Settings()
-    settings = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, data_dir=str(tmp_path)),
-                                   secrets=Secrets(database_url=database_url))
-    await database.migrate(settings)
-    await database.connect(settings)
-    yield settings
-    await database.close()
-
-
 def test_a_shops_refit_comes_early_by_its_phase_and_never_later_than_refit_hours() -> None:
     settings = Settings()
     period = timedelta(hours=settings.schedules.refit_hours)

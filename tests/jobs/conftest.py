@@ -1,0 +1,22 @@
+"""The jobs tests' database: a migrated SQLite (or PostgreSQL, see the root conftest's database_url) per test."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from connector import database
+from connector.config import Secrets, Settings
+
+
+@pytest.fixture
+async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]:
+    base = Settings()
+    settings = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, data_dir=str(tmp_path)),
+                                   secrets=Secrets(database_url=database_url))
+    await database.migrate(settings)
+    await database.connect(settings)
+    yield settings
+    await database.close()
