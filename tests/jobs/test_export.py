@@ -13,13 +13,13 @@ from connector.config import Settings
 from jobs.commands.export import COLUMNS, export
 from jobs.tasks.recompute import recompute
 from tests.jobs.shop_data import AS_OF, order, products, seed, shop_orders
-from tests.jobs.test_recompute import new_shop, settings  # noqa: F401 (fixture)
+from tests.jobs.test_recompute import new_shop
 
 pytestmark = pytest.mark.postgres
 
 
 async def test_guests_are_exported_with_their_segments_and_a_segment_filter_narrows_the_list(
-        settings: Settings) -> None:  # noqa: F811
+        settings: Settings) -> None:
     shop_id = await new_shop(settings)
     guest = m.guest_id("walk.in@example.com")
     guest_orders = [m.Upsert(order(f"g{i}", guest, AS_OF - timedelta(days=30 * i), [1])) for i in range(1, 4)]
