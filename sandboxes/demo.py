@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -292,7 +293,10 @@ async def main_async(args: argparse.Namespace) -> int:
         install(app_url)
         section(f"Install into the WooCommerce store {woo_url}: /woocommerce/install → wc-auth consent → key callback")
         woo_link = stack.woo_install(app_url, woo_url)
-        await database.connect(settings)
+        # This process reads while serve and the worker write, and runs one recompute of its own (demo_act): wait
+        # for their write locks rather than SQLite's default 5 s, which a loaded 2-core machine can exceed.
+        await database.connect(dataclasses.replace(settings, secrets=dataclasses.replace(
+            settings.secrets, database_url=settings.database_url + "?busy_timeout=60000")))
         row = await until("the shop to be stored", shop_row, procs)
         print(f"shop {row.domain} stored (token encrypted at rest: {not row.credentials.startswith('{')}); "
               "the worker registers webhooks and metafield definitions, then backfills")
@@ -314,7 +318,7 @@ async def main_async(args: argparse.Namespace) -> int:
         section("WooCommerce: backfilled, segmented and written back as well (new orders arriving in both stores)")
         await until("the WooCommerce store's first write-back", lambda: stack.woo_ready(woo_url), procs)
         await stack.woo_report()
-        await demo_proof.report(row.id)
+        await demo_proof.report(row.id, store_url)
         section("The app home")
         stack.app_home_section(app_url, store_url, woo_link, config, env)
         if args.keep_running:

@@ -18,7 +18,12 @@ def serve_and_work(env: dict[str, str], tmp_path: Path) -> tuple[dict, str]:
     worker = retention(["worker"], env, tmp_path / "worker.log")
     try:
         health = wait_healthy(f"http://127.0.0.1:{port}").json()
-        time.sleep(1.5)  # the worker has started its cron sweep by now
+        # Until the worker runs its first cron sweep: a SIGTERM before its handlers are installed (a loaded machine
+        # can take seconds to import) would test the default signal action, not our shutdown.
+        deadline = time.monotonic() + 90
+        while "sweep_inbox" not in (tmp_path / "worker.log").read_text() and time.monotonic() < deadline:
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            time.sleep(0.2)
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()
     finally:
         app_rc = terminate(app)

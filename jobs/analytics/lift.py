@@ -104,6 +104,8 @@ class Lift:
 def program_lift(arms: pd.DataFrame, orders: pd.DataFrame, as_of: pd.Timestamp, control_share: float) -> Lift:
     """Outcomes since each customer entered: arms has customer_id, control (bool), entered_at; orders are valid."""
     entered = arms.assign(customer_id=arms["customer_id"].astype(str)).set_index("customer_id")
+    # Someone who enters after as_of (an arm drawn by a run dated later) has had no time in the program yet.
+    entered = entered.loc[entered["entered_at"].to_numpy() <= as_of.to_datetime64()]
     frame = orders.assign(customer_id=orders["customer_id"].astype(str))
     frame = frame.loc[frame["customer_id"].isin(entered.index) & (frame["processed_at"] <= as_of)]
     since = frame["processed_at"].to_numpy() > entered["entered_at"].reindex(frame["customer_id"]).to_numpy()
@@ -131,6 +133,7 @@ def program_lifts(arms: pd.DataFrame, orders: pd.DataFrame, as_of: pd.Timestamp,
     out: dict[str, dict[str, object]] = {}
     for program in programs:
         mine = arms.loc[arms["program"] == program.segment] if len(arms) else arms
+        mine = mine.loc[mine["entered_at"].to_numpy() <= as_of.to_datetime64()] if len(mine) else mine
         if not len(mine):
             continue
         lift = program_lift(mine, orders, as_of, program.holdout)

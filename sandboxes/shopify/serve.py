@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import jwt
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sandboxes.shopify.app import DEFAULT_SCHEMA, Sandbox
@@ -57,6 +57,34 @@ def live_orders_route(sandbox: Sandbox, seed: int) -> Route:
     return Route("/sandbox/live-orders", start, methods=["POST"])
 
 
+def program_orders_route(sandbox: Sandbox, seed: int) -> Route:
+    """`POST /sandbox/program-orders?count=N`: N orders at once, picked with the known program effect (the demo's
+    month of orders in a second, so its lift has a sample); answers how many went to members and to the control arm.
+    """
+
+    async def burst(request: Request) -> Response:
+        count = int(request.query_params.get("count", "300"))
+        rng = random.Random(seed + 1)
+        store = sandbox.store
+        products = [p for p in sorted(store.products) if not store.products[p]["is_gift_card"]]
+        arms = {"program": 0, "control": 0, "neither": 0}
+        for _ in range(count):
+            customer = pick_customer(rng, store.customers)
+            tags = set(store.customers[customer].get("tags") or ())
+            arm = ("control" if any(t.endswith("_control") for t in tags)
+                   else "program" if tags & programs(store.customers) else "neither")
+            arms[arm] += 1
+            store.create_order(customer, [(rng.choice(products), rng.choice([1, 1, 2]))])
+        return JSONResponse({"orders": count, **arms})
+
+    return Route("/sandbox/program-orders", burst, methods=["POST"])
+
+
+def programs(customers: dict[int, dict[str, Any]]) -> set[str]:
+    """The program tags: those whose `<tag>_control` twin is on some customer."""
+    return {t.removesuffix("_control") for c in customers.values() for t in c.get("tags") or () if t.endswith("_control")}
+
+
 TREATMENT_EFFECT = 3.0  # a program member orders this many times as often as a customer in its control arm
 
 
@@ -64,9 +92,8 @@ def pick_customer(rng: random.Random, customers: dict[int, dict[str, Any]]) -> i
     """A customer to order next. The known effect for the demo's program: members of a program (a tag whose
     `<tag>_control` twin exists on someone) are TREATMENT_EFFECT times as likely to be picked as its control arm."""
     ids = sorted(customers)
-    tags = {cid: set(customers[cid].get("tags") or ()) for cid in ids}
-    controls = {t.removesuffix("_control") for ts in tags.values() for t in ts if t.endswith("_control")}
-    weights = [TREATMENT_EFFECT if tags[cid] & controls else 1.0 for cid in ids]
+    members = programs(customers)
+    weights = [TREATMENT_EFFECT if set(customers[cid].get("tags") or ()) & members else 1.0 for cid in ids]
     return rng.choices(ids, weights=weights)[0]
 
 
@@ -111,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.app_url:
         sandbox.app.router.routes.append(admin_page(sandbox, args.app_url))
     sandbox.app.router.routes.append(live_orders_route(sandbox, args.seed))
+    sandbox.app.router.routes.append(program_orders_route(sandbox, args.seed))
     if args.new_order_every > 0:
         live_orders(sandbox, args.new_order_every, args.seed)
     print(f"sandbox {args.shop}: {len(sandbox.store.customers)} customers, {len(sandbox.store.orders)} orders, "

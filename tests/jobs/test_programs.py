@@ -78,3 +78,14 @@ def test_sample_size_matches_the_textbook_figure() -> None:
     assert sample_size(0.20, 0.05, control_share=0.10) > 2 * 1094
     with pytest.raises(ValueError):
         sample_size(0.2, 0.0)
+
+
+def test_an_arm_that_enters_after_as_of_is_not_in_the_lift_yet() -> None:
+    arms, orders = program_outcomes(2000, base_rate=0.20, effect=0.05, control_share=0.10, seed=3)
+    before = program_lift(arms, orders, AS_OF, 0.10)
+    # A run dated later drew arms for newcomers; as of today they have had no time in the program.
+    later = pd.DataFrame({"customer_id": [f"late{i}" for i in range(500)], "control": [i % 2 == 0 for i in range(500)],
+                          "entered_at": AS_OF + pd.Timedelta(days=45)})
+    lift = program_lift(pd.concat([arms, later], ignore_index=True), orders, AS_OF, 0.10)
+    assert (lift.program_customers, lift.control_customers) == (before.program_customers, before.control_customers)
+    assert lift.repeat_rate.difference == before.repeat_rate.difference
