@@ -49,4 +49,8 @@ async def report(shop_id: int, store_url: str, timeout: float = 180) -> None:
     while counted(kpis.data if kpis else {}, "repeat") < want and time.monotonic() < deadline + 60:
         await asyncio.sleep(1)  # the webhooks are applied, then the debounced recompute counts them
         kpis = await insights.shop(shop_id, "kpis")
-    print(programs_text((kpis.data if kpis is not None else {}).get("programs") or {}))
+    data = kpis.data if kpis is not None else {}
+    if counted(data, "repeat") < want:
+        print(f"(the worker has counted {counted(data, 'repeat'):.0f} of those {want} orders so far; "
+              "`retention programs SHOP` shows the figures once it has applied them)")
+    print(programs_text(data.get("programs") or {}))
