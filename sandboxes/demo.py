@@ -262,6 +262,11 @@ async def main_async(args: argparse.Namespace) -> int:
     settings = load_settings(config)
     procs = Processes(data_dir, env)
     started = time.monotonic()
+    # SIGTERM (a `kill`, a supervisor) stops the demo as Ctrl-C does: the main task is cancelled and `finally` below
+    # stops the processes it started, instead of the default of dying at once and leaving them running.
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     try:
         section(f"Starting a Shopify sandbox store ({args.customers} customers, a year of orders) and the app")
         subprocess.run([sys.executable, "-m", "jobs.cli", "migrate", "--config", str(config)], cwd=ROOT, env=env,
@@ -364,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(ROOT / ".retention" / "demo"))
     parser.add_argument("--keep-running", action="store_true", help="leave the stores and the app up (Ctrl-C stops)")
     parser.add_argument("--order-every", type=float, default=3.0, help="seconds between live orders in each store")
-    return asyncio.run(main_async(parser.parse_args(argv)))
+    try:
+        return asyncio.run(main_async(parser.parse_args(argv)))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # stopped before the end; the processes were stopped
+        return 130
 
 
 if __name__ == "__main__":
