@@ -323,6 +323,9 @@ async def main_async(args: argparse.Namespace) -> int:
         section("The app home")
         stack.app_home_section(app_url, store_url, woo_link, config, env)
         if args.keep_running:
+            # keep_running catches SIGTERM itself; left to the loop too, the same signal would also cancel this task
+            # at its next await (the one closing the database below) and skip stopping the processes.
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
             stack.keep_running(procs, config, env)
     except Exception as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
@@ -331,8 +334,10 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"--- {name}.log (last lines)\n" + "\n".join(tail), file=sys.stderr)
         return 1
     finally:
-        await database.close()
-        codes = procs.stop()
+        try:
+            await database.close()
+        finally:  # even when a second signal cancels the close
+            codes = procs.stop()
     section(f"Stopped cleanly (exit codes {codes}) after {time.monotonic() - started:.1f} s")
     print(f"logs and the SQLite database are in {data_dir}; production: README.md, `retention serve` / `retention worker`")
     # The two sandbox stores stand in for the platforms: only our own processes must stop cleanly.
