@@ -18,8 +18,12 @@ def serve_and_work(env: dict[str, str], tmp_path: Path) -> tuple[dict, str]:
     worker = retention(["worker"], env, tmp_path / "worker.log")
     try:
         health = wait_healthy(f"http://127.0.0.1:{port}").json()
-        time.sleep(1.5)  # the worker has started its cron sweep by now
-        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        # Until the worker runs its first cron sweep: its imports alone take seconds on a loaded machine, and a
+        # SIGTERM before its handler is installed ends it with -15.
+        deadline = time.monotonic() + 60
+        while "sweep_inbox" not in (tmp_path / "worker.log").read_text(errors="replace"):
+            assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            time.sleep(0.1)
     finally:
         app_rc = terminate(app)
         worker_rc = terminate(worker)
