@@ -33,18 +33,22 @@ class RedisHandle:
         """Stop the embedded server when no other process (app or worker) still uses it."""
         if self.socket is None:
             return
+        ended = False
         try:
             client = redis.Redis(unix_socket_path=self.socket, socket_timeout=2)
             # redis types every reply as `Awaitable[Any] | Any` (sync and async clients share the stubs)
             clients = cast(list[dict[str, Any]], client.client_list())
             others = [c for c in clients if c.get("cmd") not in ("client|list", "client")]
             if not others:
+                ended = True
                 client.shutdown(nosave=False)
         except (redis.ConnectionError, redis.ResponseError, OSError):
-            pass  # already gone
-        if self.process is not None:
+            ended = True  # already gone (or gone with the SHUTDOWN, which closes the connection mid-reply)
+        # Reap our child only when it is ending: a server the other process still uses stays up (in a session of its
+        # own) after we exit, and waiting for it would only hold this process's exit back by the whole timeout.
+        if self.process is not None and ended:
             try:
-                self.process.wait(timeout=10)  # reap our child; another owner's server is not ours to wait for
+                self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
         self.socket = None

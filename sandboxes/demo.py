@@ -263,6 +263,11 @@ async def main_async(args: argparse.Namespace) -> int:
     settings = load_settings(config)
     procs = Processes(data_dir, env)
     started = time.monotonic()
+    # SIGTERM (a `kill`, a supervisor) stops the demo as Ctrl-C does: the main task is cancelled and `finally` below
+    # stops the processes it started, instead of the default of dying at once and leaving them running.
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     try:
         section(f"Starting a Shopify sandbox store ({args.customers} customers, a year of orders) and the app")
         subprocess.run([sys.executable, "-m", "jobs.cli", "migrate", "--config", str(config)], cwd=ROOT, env=env,
@@ -322,6 +327,9 @@ async def main_async(args: argparse.Namespace) -> int:
         section("The app home")
         stack.app_home_section(app_url, store_url, woo_link, config, env)
         if args.keep_running:
+            # keep_running catches SIGTERM itself; left to the loop too, the same signal would also cancel this task
+            # at its next await (the one closing the database below) and skip stopping the processes.
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
             stack.keep_running(procs, config, env)
     except Exception as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
@@ -330,8 +338,10 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"--- {name}.log (last lines)\n" + "\n".join(tail), file=sys.stderr)
         return 1
     finally:
-        await database.close()
-        codes = procs.stop()
+        try:
+            await database.close()
+        finally:  # even when a second signal cancels the close
+            codes = procs.stop()
     section(f"Stopped cleanly (exit codes {codes}) after {time.monotonic() - started:.1f} s")
     print(f"logs and the SQLite database are in {data_dir}; production: README.md, `retention serve` / `retention worker`")
     # The two sandbox stores stand in for the platforms: only our own processes must stop cleanly.
@@ -368,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(ROOT / ".retention" / "demo"))
     parser.add_argument("--keep-running", action="store_true", help="leave the stores and the app up (Ctrl-C stops)")
     parser.add_argument("--order-every", type=float, default=3.0, help="seconds between live orders in each store")
-    return asyncio.run(main_async(parser.parse_args(argv)))
+    try:
+        return asyncio.run(main_async(parser.parse_args(argv)))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # stopped before the end; the processes were stopped
+        return 130
 
 
 if __name__ == "__main__":

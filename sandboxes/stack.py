@@ -188,12 +188,14 @@ def app_home_section(app_url: str, shopify_url: str, woo_link: str, config: Path
 
 
 def keep_running(procs: Processes, config: Path, env: dict[str, str], every: float = 15.0) -> None:
-    """--keep-running: everything stays up (orders keep arriving) until Ctrl-C; a status line now and then.
+    """--keep-running: everything stays up (orders keep arriving) until Ctrl-C or SIGTERM; a status line now and then.
 
-    Ctrl-C is caught here (asyncio.run would otherwise cancel the demo mid-way and skip stopping the processes).
+    Both are caught here (asyncio.run would otherwise cancel the demo mid-way, and SIGTERM would end it at once):
+    the demo then stops its processes in order.
     """
     stop: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.append(signum))
+    previous = {signum: signal.signal(signum, lambda signum, frame: stop.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     print("\nEverything keeps running (new orders keep arriving); open the URLs above. Ctrl-C stops.", flush=True)
     try:
         next_status = time.monotonic() + every
@@ -207,6 +209,7 @@ def keep_running(procs: Processes, config: Path, env: dict[str, str], every: flo
                 status = subprocess.run([sys.executable, "-m", "jobs.cli", "status", "--config", str(config)],
                                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
                 print(status.stdout.rstrip(), flush=True)
-        print("\nstopping…", flush=True)
+        print(f"\n{signal.Signals(stop[0]).name}: stopping…", flush=True)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

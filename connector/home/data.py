@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.connection import get_connection
@@ -30,7 +30,7 @@ async def progress(shop: ShopRow, sync_kinds: Sequence[str]) -> dict[str, Any]:
     failed = await InboxRow.filter(shop_id=shop_id, status="failed").count()
     last_run, run_at = await document(shop_id, "last_run")
     saved = await shop_settings.saved_at(shop_id)
-    settings_applied = saved is None or (run_at is not None and run_at >= saved)
+    settings_applied = saved is None or (run_at is not None and run_started(run_at, last_run) >= saved)
     steps = [row.state == "active", len(done) == len(sync_kinds), run_at is not None, settings_applied]
     return {
         "shop": row.domain, "platform": row.platform, "state": row.state,
@@ -48,6 +48,16 @@ async def progress(shop: ShopRow, sync_kinds: Sequence[str]) -> dict[str, Any]:
         "percent": round(100 * sum(steps) / len(steps)),
         "busy": not all(steps) or pending > 0,
     }
+
+
+def run_started(run_at: datetime, last_run: dict[str, Any]) -> datetime:
+    """When the last run began, so when it read the shop's settings: its summary is stored at its end.
+
+    A run that began before a save and ended after it wrote the old settings (the save marks the shop dirty, so
+    another run follows): only a run begun after the save has applied it.
+    """
+    total = (last_run.get("seconds") or {}).get("total")
+    return run_at - timedelta(seconds=float(total)) if isinstance(total, (int, float)) else run_at
 
 
 async def _customers(shop_id: int, backfilled: bool, last_run: dict[str, Any]) -> int:

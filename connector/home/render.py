@@ -16,6 +16,7 @@ from connector.home.definitions import fmt
 ENV = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                   autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 ENV.filters["fmt"] = fmt
+ENV.globals["p"] = ENV.get_template("polaris.html").module  # the Polaris web component macros
 NAV = (("overview", "/app", "Overview"), ("charts", "/app/charts", "Charts"), ("segments", "/app/segments", "Segments"),
        ("customers", "/app/customers", "Customers"), ("recommendations", "/app/recommendations", "Recommendations"),
        ("proof", "/app/proof", "Proof"), ("settings", "/app/settings", "Settings"))

@@ -10,6 +10,7 @@ from connector import insights, shop_settings, shops
 from connector.config import Settings
 from connector.db import OrderRow
 from jobs.analytics.accuracy import prediction_accuracy
+from jobs.cpu import run_cpu
 from jobs.tasks.context import services
 from jobs.tasks.frames import load_shop
 
@@ -33,7 +34,7 @@ async def refresh_accuracy(settings: Settings, shop_id: int, as_of: datetime) ->
     orders = frames.orders
     if not (orders["processed_at"] < cutoff + pd.Timedelta(days=1)).any():
         return {"status": "skipped", "reason": f"no valid order on or before the cut-off {cutoff.date()}"}
-    checked = prediction_accuracy(orders, settings.analytics, cutoff, end, frames.checkouts).to_dict()
+    checked = (await run_cpu(prediction_accuracy, orders, settings.analytics, cutoff, end, frames.checkouts)).to_dict()
     checked["computed_at"] = datetime.now(timezone.utc).isoformat()
     previous = await insights.shop(shop_id, "accuracy")
     history = list(previous.data.get("history", [])) if previous is not None else []

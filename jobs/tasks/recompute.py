@@ -23,6 +23,7 @@ from connector.services import Services
 from connector.store import Applied
 from connector.writeback import WritePlan, WriteResult
 from jobs.compute import Computed, compute, desired, insight_rows
+from jobs.cpu import run_cpu
 from jobs.tasks import automation
 from jobs.tasks.context import services
 from jobs.tasks.frames import load_shop
@@ -192,7 +193,7 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
     frames = await load_shop(shop_id, settings)
     loaded = time.perf_counter()
     orders = int(frames.orders["valid"].sum())
-    computed = compute(frames, settings, as_of)
+    computed = await run_cpu(compute, frames, settings, as_of)  # off the loop: the worker still hears SIGTERM
     if computed.new_arms is not None and len(computed.new_arms):
         await programs.save_arms(shop_id, computed.new_arms)  # before any tag says which arm: never redrawn
     del frames  # the order and line frames (a large shop's biggest objects) are not needed past the compute

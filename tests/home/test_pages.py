@@ -24,6 +24,17 @@ def test_shopify_overview_loads_embedded_with_app_bridge_and_renders_without_its
     kpis = document(stack, sid, "kpis")["kpis"]
     assert frame.locator("meta[name=shopify-api-key]").get_attribute("content") == stacks.CLIENT_ID
     assert frame.locator("script[src='https://cdn.shopify.com/shopifycloud/app-bridge.js']").count() == 1
+    assert frame.locator("script[src='https://cdn.shopify.com/shopifycloud/polaris.js']").count() == 1
+    # Polaris web components lay the page out; offline they stay undefined and their server-rendered content shows.
+    assert frame.locator("s-page").get_attribute("heading") == "Overview"
+    for ident, heading in (("progress", "Sync status"), ("kpis", "Key figures"), ("model", "Prediction model")):
+        section = frame.locator(f"s-section#{ident}")
+        assert section.get_attribute("heading") == heading
+        assert section.locator("h2.fallback").is_visible() and section.locator("h2.fallback").inner_text() == heading
+    assert frame.locator("s-section#kpis").evaluate("e => customElements.get(e.localName) === undefined")
+    assert frame.locator("[data-kpi=customers] .value").is_visible()
+    state = frame.locator("s-badge#state")
+    assert state.inner_text() == "active" and state.get_attribute("tone") == "success"
     assert frame.locator("[data-kpi=customers] .value").inner_text() == f"{kpis['customers']:,.0f}"
     assert frame.locator("[data-kpi=repeat_purchase_rate] .value").inner_text() == \
         f"{kpis['repeat_purchase_rate'] * 100:.1f}%"
@@ -33,6 +44,8 @@ def test_shopify_overview_loads_embedded_with_app_bridge_and_renders_without_its
     assert int(frame.locator("#backfill-customers").inner_text()) == analysed
     model = document(stack, sid, "model")["model"]
     assert frame.locator("#model-name").inner_text() in (model, "fitted (BG/NBD + Gamma-Gamma)")
+    fitted = model == "bgnbd+gamma_gamma"
+    assert frame.locator("s-badge#model-kind").inner_text() == ("fitted" if fitted else "heuristic")
     assert "accepted by the store" in frame.locator("#last-run").inner_text()
     screenshot(page, "overview-shopify-embedded")
 
@@ -64,6 +77,8 @@ def test_segments_show_size_tag_and_thresholds_page_their_customers_and_export_c
     repeat = page.locator("tr[data-segment=repeat]")
     assert repeat.locator(".size").inner_text() == f"{sizes['repeat']:,}"
     assert "rt:repeat" in repeat.inner_text() and "min_orders = 2" in repeat.inner_text()
+    assert repeat.locator(".enabled s-badge").inner_text() == "on"
+    assert repeat.locator(".enabled s-badge").get_attribute("tone") == "success"
     screenshot(page, "segments")
     repeat.locator("a").first.click()
     page.locator("#members").wait_for()
@@ -78,6 +93,9 @@ def test_segments_show_size_tag_and_thresholds_page_their_customers_and_export_c
         assert page.locator("#members tr[data-customer]").first.get_attribute("data-customer") != first
     page.goto(shopify_url(stack, "/app/segments/repeat"))
     href = page.locator("#export").get_attribute("href")
+    # The Polaris button carries the same link; without its script it stays hidden and the plain link shows.
+    polaris = page.locator("s-button[download]")
+    assert polaris.get_attribute("href") == href and not polaris.is_visible() and page.locator("#export").is_visible()
     exported = list(csv.DictReader(io.StringIO(httpx.get(stack.app_url + str(href)).text)))
     assert len(exported) == sizes["repeat"]
     assert len({row["customer_id"] for row in exported}) == len(exported)
@@ -97,7 +115,8 @@ def test_customer_lookup_shows_tags_predictions_and_recommendations_with_product
     cid, insight = picked
     page.goto(shopify_url(stack, "/app/customers"))
     page.fill("#q", cid)
-    page.click("button[type=submit]")
+    assert page.locator("s-button[type=submit]").count() == 1 and not page.locator("s-button[type=submit]").is_visible()
+    page.click("button[type=submit]")  # the native twin: the Polaris button cannot submit without its script
     page.locator("#customer").wait_for()
     written = stack.query("SELECT tags FROM write_state WHERE shop_id = ? AND owner_kind = 'customer' AND owner_id = ?",
                           sid, cid)
@@ -115,7 +134,8 @@ def test_customer_lookup_shows_tags_predictions_and_recommendations_with_product
     assert img.get_attribute("loading") == "lazy"
     screenshot(page, "customer-lookup")
     page.goto(shopify_url(stack, "/app/customers?q=no-such-customer"))
-    assert page.locator("#not-found").count() == 1
+    assert page.locator("s-banner#not-found").get_attribute("tone") == "warning"
+    assert "no-such-customer" in page.locator("#not-found").inner_text() and page.locator("#not-found").is_visible()
 
 
 def test_recommendations_page_lists_the_most_recommended_products_by_title(stack: stacks.Stack, page: Page) -> None:
