@@ -291,7 +291,9 @@ async def shop_context(shop_id: int, settings: "Settings | None" = None) -> Shop
     paid = None
     if platform == "woocommerce" and settings is not None:
         paid = settings.woocommerce.paid_statuses_for(str(domain))
-    return ShopContext(str(platform), str(currency) if currency else None, paid)
+    # NULL is None from SQLite and NaN from PostgreSQL's COPY: neither is a currency.
+    known = isinstance(currency, str) and currency != ""
+    return ShopContext(str(platform), str(currency) if known else None, paid)
 
 
 async def load_birth_dates(shop_id: int) -> pd.Series:
