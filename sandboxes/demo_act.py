@@ -6,8 +6,13 @@ change goes to Flow once (the sandbox checks every payload against extensions/fl
 """
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections import Counter
 from datetime import timedelta
+from typing import Any
+
+from tortoise.exceptions import OperationalError
 
 from adapters.registry import REGISTRY
 from adapters.shopify import documents
@@ -32,7 +37,7 @@ async def report(settings: Settings, shop_id: int) -> None:
         print(f"  {node['name']:<34} {node['query']}")
     if len(ours) > 6:
         print(f"  … and {len(ours) - 6} more")
-    summary = await recompute(settings, REGISTRY, shop_id, shops.utcnow() + timedelta(days=LATER_DAYS))
+    summary = await later_recompute(settings, shop_id)
     flow = summary.get("flow") or {}
     print(f"recompute as of {LATER_DAYS} days later, no new orders: {flow.get('queued', 0)} Flow trigger(s) queued, "
           f"{flow.get('sent', 0)} sent, {flow.get('refused', 0)} refused by the store")
@@ -41,3 +46,17 @@ async def report(settings: Settings, shop_id: int) -> None:
         print(f"  {handle:<28} {segment:<16} {n:>5}")
     if rows:
         print(f"  e.g. flowTriggerReceive(handle: {rows[0].handle!r}, payload: {rows[0].payload})")
+
+
+async def later_recompute(settings: Settings, shop_id: int, tries: int = 5) -> dict[str, Any]:
+    """The recompute as of LATER_DAYS from now, run in this process beside the worker's: on SQLite a transaction
+    that read before the worker committed cannot take the write lock (SQLITE_BUSY_SNAPSHOT, which no busy timeout
+    waits out), so it runs again; a recompute is idempotent."""
+    for attempt in range(1, tries + 1):
+        try:
+            return await recompute(settings, REGISTRY, shop_id, shops.utcnow() + timedelta(days=LATER_DAYS))
+        except (OperationalError, sqlite3.OperationalError) as exc:  # raw connections raise sqlite3's own
+            if "locked" not in str(exc) or attempt == tries:
+                raise
+            await asyncio.sleep(2 * attempt)
+    raise AssertionError("unreachable")
