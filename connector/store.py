@@ -317,8 +317,8 @@ async def _apply_one(shop_id: int, change: m.Change, out: Applied) -> None:
 
 
 async def insert_many(table: type[Model], rows: list[dict[str, Any]]) -> None:
-    """INSERT rows (column values by field name) in one executemany, each value converted as Tortoise converts it,
-    without building a model object per row (bulk_create's cost); a field not given takes its default."""
+    """INSERT rows (column values by field name) in one executemany, each value checked and converted as Tortoise
+    does, without building a model object per row (bulk_create's cost); a field not given takes its default."""
     if not rows:
         return
     db = table._meta.db  # the transaction's connection inside one
@@ -326,13 +326,18 @@ async def insert_many(table: type[Model], rows: list[dict[str, Any]]) -> None:
     fields = table._meta.fields_map
     columns = [(name, fields[name]) for name in executor.regular_columns]
     defaults = {name: f.default for name, f in columns if f.default is not None}
-    values = [[f.to_db_value(row[name] if name in row else _default(defaults.get(name)), table) for name, f in columns]
+    values = [[_checked(f, row[name] if name in row else _default(defaults.get(name)), table) for name, f in columns]
               for row in rows]
     await db.execute_many(executor.insert_query, values)
 
 
 def _default(value: Any) -> Any:
     return value() if callable(value) else value
+
+
+def _checked(field: Any, value: Any, table: type[Model]) -> Any:
+    field.validate(value)  # as a model object would (lengths, ranges): SQLite itself would store anything
+    return field.to_db_value(value, table)
 
 
 async def mark_changed(shop_id: int, customers: set[str]) -> None:

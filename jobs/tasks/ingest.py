@@ -23,7 +23,7 @@ async def apply_event(ctx: dict[str, Any], inbox_id: int) -> str:
     schedule the shop's recompute once; transient failures retry with backoff, permanent ones stay failed."""
     found = services(ctx)
     try:
-        batch = await inbox_batch.apply_batch(inbox_id, found.adapters)
+        batch = await inbox_batch.apply_batch(inbox_id, found.adapters, found.settings.runtime.apply_batch_size)
     except Retryable as exc:
         attempts = await inbox.note_attempt(inbox_id, str(exc))
         if attempts >= found.settings.schedules.max_apply_tries:
