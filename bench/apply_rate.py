@@ -36,6 +36,7 @@ from report import emit  # noqa: E402
 APPLY_EVENTS = int(os.environ.get("BENCH_APPLY_EVENTS", "5000"))
 
 
+TARGETS = {"sqlite": 500, "postgres": 1000}  # issue 14: events/s of one worker
 GO_KEY = "bench:apply:go"
 READY_KEY = "bench:apply:ready"
 
@@ -90,8 +91,10 @@ async def apply_side(label: str, workers: int = 1, shops: int = 1) -> None:
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
         counts = await inbox.counts()
-        emit(f"apply_rate_{label}", APPLY_EVENTS / seconds, "events/s", events=APPLY_EVENTS, workers=workers,
-             shops=shops, seconds=round(seconds, 3), inbox=counts)
+        rate = APPLY_EVENTS / seconds
+        target = TARGETS.get(label)
+        emit(f"apply_rate_{label}", rate, "events/s", **({"target": target, "met": rate >= target} if target else {}),
+             events=APPLY_EVENTS, workers=workers, shops=shops, seconds=round(seconds, 3), inbox=counts)
         if counts.get(inbox.APPLIED) != APPLY_EVENTS:
             raise RuntimeError(f"not every event applied: {counts}")
     finally:
