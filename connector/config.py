@@ -67,7 +67,7 @@ class Runtime:
     worker_poll_seconds: float = 0.05  # how often a worker asks Redis for jobs (it takes up to max_jobs per poll)
     request_timeout_seconds: float = 15.0  # a client must send a whole request this soon, or it is disconnected
     worker_redis_reconnect_seconds: float = 60.0  # Redis unreachable this long: the worker exits 75 to be restarted
-    apply_batch_size: int = 200  # inbox rows of one shop a worker applies in one transaction
+    apply_batch_size: int = 500  # inbox rows of one shop a worker applies in one transaction
 
 
 @dataclass(frozen=True)

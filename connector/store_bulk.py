@@ -1,6 +1,9 @@
 """Order upserts of a batch of deliveries written together: a few statements per batch instead of four per order."""
 from __future__ import annotations
 
+from datetime import datetime
+from typing import NamedTuple
+
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from connector import model as m
@@ -29,6 +32,15 @@ def commutes(change: m.Change) -> bool:
     (A customer upsert moves only guest-owned orders to the registered customer, and buffered orders have none.)"""
     return isinstance(change, m.TagsChanged) or (
         isinstance(change, m.Upsert) and isinstance(change.entity, m.Customer))
+
+
+class Stored(NamedTuple):
+    """What the buffer reads of a stored order."""
+
+    id: int
+    customer_id: str | None
+    updated_at: datetime | None
+    deleted_at: datetime | None
 
 
 class OrderBuffer:
@@ -64,11 +76,11 @@ class OrderBuffer:
 
     async def _write(self, out: Applied) -> None:
         ids = list(self.orders)
-        stored: dict[str, OrderRow] = {}
+        stored: dict[str, Stored] = {}
         for start in range(0, len(ids), CHUNK):
-            for found in await OrderRow.filter(shop_id=self.shop_id, platform_id__in=ids[start:start + CHUNK]).only(
-                    "id", "platform_id", "customer_id", "updated_at", "deleted_at"):
-                stored[found.platform_id] = found
+            for pid, *values in await OrderRow.filter(shop_id=self.shop_id, platform_id__in=ids[
+                    start:start + CHUNK]).values_list("platform_id", "id", "customer_id", "updated_at", "deleted_at"):
+                stored[str(pid)] = Stored(*values)
         fresh: list[m.Order] = []
         for pid, order in self.orders.items():
             row = stored.get(pid)
@@ -100,7 +112,7 @@ class OrderBuffer:
             out.customers |= self.owners.get(pid, set())
 
 
-def _is_stale(row: OrderRow, order: m.Order) -> bool:
+def _is_stale(row: Stored, order: m.Order) -> bool:
     """As store._is_stale: not newer than what is stored, or than its deletion."""
     at = order.updated_at
     if at is None:

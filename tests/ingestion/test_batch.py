@@ -144,7 +144,7 @@ async def test_two_worker_processes_on_one_shop_apply_each_row_once(ingest: Sett
 
     shop_id = await install(ingest, "two-workers.myshopify.com")
     events = history(n_orders=60, versions=3)
-    workers = Workers(ingest, tmp_path, apply_batch_size=200)
+    workers = Workers(ingest, tmp_path, apply_batch_size=500)
     try:
         workers.start()
         workers.start()
