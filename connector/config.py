@@ -67,6 +67,7 @@ class Runtime:
     worker_poll_seconds: float = 0.05  # how often a worker asks Redis for jobs (it takes up to max_jobs per poll)
     request_timeout_seconds: float = 15.0  # a client must send a whole request this soon, or it is disconnected
     worker_redis_reconnect_seconds: float = 60.0  # Redis unreachable this long: the worker exits 75 to be restarted
+    apply_batch_size: int = 500  # inbox rows of one shop a worker applies in one transaction
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,8 @@ def _check(settings: Settings) -> list[str]:
     problems: list[str] = []
     if settings.runtime.worker_max_jobs < 1 or settings.runtime.worker_poll_seconds <= 0:
         problems.append("runtime.worker_max_jobs and runtime.worker_poll_seconds: must be positive")
+    if settings.runtime.apply_batch_size < 1:
+        problems.append("runtime.apply_batch_size: must be positive")
     if settings.runtime.mode not in ("development", "production"):
         problems.append(f"runtime.mode: must be 'development' or 'production', got {settings.runtime.mode!r}")
     if not settings.development:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from redis.commands.core import AsyncScript
@@ -47,6 +47,24 @@ return queued
 """
 
 
+# Drop queued jobs whose work is already done (rows a batched apply committed): for each id still queued and not
+# started, hold its in-progress key for a while (a worker between its WATCH and EXEC then gives the job up, as for a
+# job started elsewhere), remove it from the queue and delete its job key. KEYS: the queue. ARGV: in-progress prefix,
+# job key prefix, hold ms, the job ids joined by newlines. Returns how many were dropped.
+DROP_MANY = """
+local dropped = 0
+for id in string.gmatch(ARGV[4], "[^\\n]+") do
+  if redis.call('ZSCORE', KEYS[1], id) and redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    redis.call('PSETEX', ARGV[1] .. id, ARGV[3], '1')
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('DEL', ARGV[2] .. id)
+    dropped = dropped + 1
+  end
+end
+return dropped
+"""
+
+
 @dataclass
 class Services:
     """Held on `app.state.services` and in the arq worker context (`ctx["services"]`)."""
@@ -57,6 +75,7 @@ class Services:
     pool: ArqRedis | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _enqueue_many: AsyncScript | None = field(default=None, repr=False)
+    _drop_many: AsyncScript | None = field(default=None, repr=False)
 
     def adapter(self, platform: Platform | str) -> Adapter:
         """The adapter for a platform; KeyError naming it when this process was not given one."""
@@ -106,6 +125,25 @@ class Services:
         except Exception as exc:
             self._unreachable(function, exc)
             return [False] * len(jobs)
+
+    async def drop_queued(self, job_ids: Sequence[str], hold_seconds: float = 60.0) -> int:
+        """Remove jobs not yet started from the queue, in one round trip (their work was done by another job);
+        how many were removed. 0 when Redis is unreachable: the jobs then run, and find nothing left to do."""
+        if not job_ids:
+            return 0
+        if any(not job_id or "\n" in job_id for job_id in job_ids):
+            raise ValueError("job ids must be non-empty and hold no newline")
+        try:
+            if self.pool is None:
+                self.pool = await queue_pool(self.redis)
+            pool = self.pool
+            if self._drop_many is None or self._drop_many.registered_client is not pool:
+                self._drop_many = pool.register_script(DROP_MANY)
+            return int(await self._drop_many(keys=[pool.default_queue_name], args=[
+                in_progress_key_prefix, job_key_prefix, int(hold_seconds * 1000), "\n".join(job_ids)]))
+        except Exception as exc:
+            self._unreachable("drop_queued", exc)
+            return 0
 
     def _unreachable(self, function: str, exc: Exception) -> None:
         """Forget the pool and log when Redis is unreachable; anything else is a bug and is raised."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError, OperationalError
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from connector import model as m
@@ -143,30 +144,32 @@ async def _owner_of(shop_id: int, order: m.Order | m.Checkout) -> str | None:
     return cid
 
 
+def order_fields(o: m.Order, customer_id: str | None) -> dict[str, Any]:
+    """An order's columns as an upsert writes them (every field: a newer version replaces the whole order)."""
+    return {
+        "customer_id": customer_id, "email": m.normalize_email(o.email), "currency": o.currency,
+        "subtotal": o.subtotal, "total": o.total, "discounts": o.discounts, "refunded": o.refunded,
+        "financial_status": o.financial_status, "cancelled": o.cancelled, "awaiting_payment": o.awaiting_payment,
+        "test": o.test, "discount_codes": list(o.discount_codes), "processed_at": o.processed_at,
+        "created_at": o.created_at, "updated_at": o.updated_at, "deleted_at": None,
+    }
+
+
+def line_item_rows(shop_id: int, order_id: int, o: m.Order) -> list[dict[str, Any]]:
+    """The line rows of an order (all replaced whenever the order is), for insert_many."""
+    return [{"shop_id": shop_id, "order_id": order_id, "platform_id": li.platform_id, "product_id": li.product_id,
+             "variant_id": li.variant_id, "sku": li.sku, "title": (li.title or "")[:500] or None,
+             "quantity": li.quantity, "unit_price": li.unit_price, "discount": li.discount,
+             "is_gift_card": li.is_gift_card} for li in o.line_items]
+
+
 async def _upsert_order(shop_id: int, o: m.Order, out: Applied) -> None:
     row = await OrderRow.get_or_none(shop_id=shop_id, platform_id=o.platform_id)
     if _is_stale(row, o.updated_at):
         out.skipped_stale += 1
         return
     customer_id = await _owner_of(shop_id, o)
-    fields: dict[str, Any] = {
-        "customer_id": customer_id,
-        "email": m.normalize_email(o.email),
-        "currency": o.currency,
-        "subtotal": o.subtotal,
-        "total": o.total,
-        "discounts": o.discounts,
-        "refunded": o.refunded,
-        "financial_status": o.financial_status,
-        "cancelled": o.cancelled,
-        "awaiting_payment": o.awaiting_payment,
-        "test": o.test,
-        "discount_codes": list(o.discount_codes),
-        "processed_at": o.processed_at,
-        "created_at": o.created_at,
-        "updated_at": o.updated_at,
-        "deleted_at": None,
-    }
+    fields = order_fields(o, customer_id)
     if row is None:
         row = await OrderRow.create(shop_id=shop_id, platform_id=o.platform_id, **fields)
     else:
@@ -174,24 +177,7 @@ async def _upsert_order(shop_id: int, o: m.Order, out: Applied) -> None:
             out.customers.add(row.customer_id)
         await OrderRow.filter(id=row.id).update(**fields)
         await LineItemRow.filter(order_id=row.id).delete()
-    await LineItemRow.bulk_create(
-        [
-            LineItemRow(
-                shop_id=shop_id,
-                order_id=row.id,
-                platform_id=li.platform_id,
-                product_id=li.product_id,
-                variant_id=li.variant_id,
-                sku=li.sku,
-                title=(li.title or "")[:500] or None,
-                quantity=li.quantity,
-                unit_price=li.unit_price,
-                discount=li.discount,
-                is_gift_card=li.is_gift_card,
-            )
-            for li in o.line_items
-        ]
-    )
+    await insert_many(LineItemRow, line_item_rows(shop_id, row.id, o))
     out.changed += 1
     if customer_id:
         out.customers.add(customer_id)
@@ -330,6 +316,30 @@ async def _apply_one(shop_id: int, change: m.Change, out: Applied) -> None:
         await set_cursor(shop_id, f"bulk:{change.operation_id}", change.status)
 
 
+async def insert_many(table: type[Model], rows: list[dict[str, Any]]) -> None:
+    """INSERT rows (column values by field name) in one executemany, each value checked and converted as Tortoise
+    does, without building a model object per row (bulk_create's cost); a field not given takes its default."""
+    if not rows:
+        return
+    db = table._meta.db  # the transaction's connection inside one
+    executor = db.executor_class(model=table, db=db)
+    fields = table._meta.fields_map
+    columns = [(name, fields[name]) for name in executor.regular_columns]
+    defaults = {name: f.default for name, f in columns if f.default is not None}
+    values = [[_checked(f, row[name] if name in row else _default(defaults.get(name)), table) for name, f in columns]
+              for row in rows]
+    await db.execute_many(executor.insert_query, values)
+
+
+def _default(value: Any) -> Any:
+    return value() if callable(value) else value
+
+
+def _checked(field: Any, value: Any, table: type[Model]) -> Any:
+    field.validate(value)  # as a model object would (lengths, ranges): SQLite itself would store anything
+    return field.to_db_value(value, table)
+
+
 async def mark_changed(shop_id: int, customers: set[str]) -> None:
     """Stamp changed_at on these customers (an apply changed them, or their write failed): the next scoped
     recompute writes back just the customers stamped since its last plan."""
@@ -342,10 +352,20 @@ async def mark_changed(shop_id: int, customers: set[str]) -> None:
         await rows.update(changed_at=now)
         # An order can arrive before its customer: a bare row carries the mark until the customer's own data does
         # (updated_at None, so that data is never stale). Guests are never written to: no bare row for them.
-        bare = [CustomerRow(shop_id=shop_id, platform_id=cid, updated_at=None, changed_at=now)
-                for cid in chunk if cid not in known and not cid.startswith("guest:")]
-        if bare:
-            await CustomerRow.bulk_create(bare)
+        await insert_many(CustomerRow, [{"shop_id": shop_id, "platform_id": cid, "updated_at": None, "changed_at": now}
+                                        for cid in chunk if cid not in known and not cid.startswith("guest:")])
+
+
+async def apply_in(shop_id: int, changes: Iterable[m.Change], out: Applied) -> None:
+    """Apply changes inside the caller's transaction, errors as apply_changes raises them; the caller marks
+    `out.customers` changed (a batch of rows marks them once)."""
+    try:
+        for change in changes:
+            await _apply_one(shop_id, change, out)
+            if out.erased:
+                break
+    except (IntegrityError, OperationalError) as exc:
+        raise translated(exc) from exc
 
 
 async def apply_changes(shop_id: int, changes: Iterable[m.Change]) -> Applied:
@@ -353,21 +373,22 @@ async def apply_changes(shop_id: int, changes: Iterable[m.Change]) -> Applied:
     out = Applied()
     try:
         async with in_transaction():
-            for change in changes:
-                await _apply_one(shop_id, change, out)
-                if out.erased:
-                    break
+            await apply_in(shop_id, changes, out)
             if out.customers and not out.erased:
                 # Last, so the stamp is as close to the commit as it can be: a recompute whose load starts between
                 # the two misses the change (its mark is older than the run) until the next full refit.
                 await mark_changed(shop_id, out.customers)
-    except IntegrityError as exc:
-        raise Retryable(f"concurrent write: {exc}") from exc
-    except OperationalError as exc:  # "database is locked", a dropped connection: try again later
-        if rejected_value(exc):  # a value the column cannot hold: the same every time, so the row fails
-            raise Fatal(f"value refused by the database: {exc}") from exc
-        raise Retryable(f"database busy: {exc}") from exc
+    except (IntegrityError, OperationalError) as exc:
+        raise translated(exc) from exc
     return out
+
+
+def translated(exc: IntegrityError | OperationalError) -> Exception:
+    if isinstance(exc, IntegrityError):  # (a subclass of OperationalError)
+        return Retryable(f"concurrent write: {exc}")
+    if rejected_value(exc):  # a value the column cannot hold: the same every time, so the row fails
+        return Fatal(f"value refused by the database: {exc}")
+    return Retryable(f"database busy: {exc}")  # "database is locked", a dropped connection: try again later
 
 
 def rejected_value(exc: BaseException) -> bool:

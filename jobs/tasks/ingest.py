@@ -5,7 +5,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from connector import inbox, privacy, queue, shops
+from connector import inbox, inbox_batch, privacy, queue, shops
 from connector.db import ShopRow
 from connector.errors import Retryable
 from connector.model import InstallState
@@ -19,19 +19,23 @@ INSTALL_SWEEP_TRIES = 5  # a shop whose install job keeps failing is left pendin
 
 
 async def apply_event(ctx: dict[str, Any], inbox_id: int) -> str:
-    """Apply one inbox row; transient failures retry with backoff, permanent ones stay failed in the inbox."""
+    """Apply one inbox row and the pending rows of its shop that follow it, as one batch (inbox_batch.py), then
+    schedule the shop's recompute once; transient failures retry with backoff, permanent ones stay failed."""
     found = services(ctx)
     try:
-        outcome = await inbox.apply_event(inbox_id, found.adapters)
+        batch = await inbox_batch.apply_batch(inbox_id, found.adapters, found.settings.runtime.apply_batch_size)
     except Retryable as exc:
         attempts = await inbox.note_attempt(inbox_id, str(exc))
         if attempts >= found.settings.schedules.max_apply_tries:
             log.error("inbox %s: giving up for now after %s tries (the sweep retries later): %s", inbox_id, attempts, exc)
             return "deferred"
         raise retry_later(ctx, exc) from exc
-    if outcome.applied is not None and outcome.shop_id is not None:
-        await schedule_recompute(found, outcome.shop_id, outcome.applied)
-    return outcome.status
+    # The batch's other rows are done: their intake jobs leave the queue rather than each take a worker slot and a
+    # query to find that out (arq starts at most max_jobs jobs per poll).
+    await found.drop_queued([queue.apply_id(i) for i in batch.statuses if i != inbox_id])
+    if batch.applied is not None and batch.shop_id is not None:
+        await schedule_recompute(found, batch.shop_id, batch.applied)
+    return batch.status
 
 
 async def sweep_inbox(ctx: dict[str, Any]) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import subprocess
 import time
 from collections import Counter
@@ -75,11 +76,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what:
 class Workers:
     """`retention worker` processes for one test: env as deployed, fast schedules; none outlives the test."""
 
-    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+    def __init__(self, settings: Settings, tmp_path: Path, apply_batch_size: int = 4) -> None:
         config = fast_config(tmp_path)
-        # arq's default poll (0.5 s): batches of 10 jobs twice a second leave time to see one in flight and kill it.
-        config.write_text(config.read_text().replace("worker_poll_seconds = 0.05", "worker_poll_seconds = 0.5"))
+        # arq's default poll (0.5 s): batches of 10 jobs twice a second leave time to see one in flight and kill it;
+        # and apply batches of a few rows, so that a kill lands with rows of several batches applied and pending.
+        config.write_text(re.sub(r"^apply_batch_size = \d+", f"apply_batch_size = {apply_batch_size}", config.read_text()
+                                 .replace("worker_poll_seconds = 0.05", "worker_poll_seconds = 0.5"), flags=re.M))
         assert "worker_poll_seconds = 0.5" in config.read_text()
+        assert f"apply_batch_size = {apply_batch_size}" in config.read_text()
         self.env = env_for(settings.data_dir, DATABASE_URL=settings.database_url,
                            REDIS_URL=settings.secrets.redis_url, RETENTION_CONFIG=str(config))
         self.log = tmp_path / "worker.log"
