@@ -1,6 +1,7 @@
 """The recompute task: load a shop once, run analytics and recommendations, save insights, write back the diff."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -22,23 +23,27 @@ from connector.planner import OwnerKey, OwnerState
 from connector.services import Services
 from connector.store import Applied
 from connector.writeback import WritePlan, WriteResult
-from jobs.compute import Computed, compute, desired, insight_rows
+from jobs.analytics.fit import Fit
+from jobs.compute import Computed, compute, compute_scoped, desired, insight_rows
 from jobs.tasks import automation
 from jobs.tasks.context import services
-from jobs.tasks.frames import load_shop
+from jobs.tasks.frames import load_scope, load_shop
 
 log = logging.getLogger("retention.recompute")
 
-# Shop cursors. Population models (BG/NBD, Gamma-Gamma, RFM ranks, top-% segments, co-occurrence) are refit on every
-# run, so a few new orders nudge almost everyone's values. Writing that drift on every run would touch every owner:
-# a scoped run writes only the customers whose data changed, and a full run (every refit_hours) writes the drift.
+# Shop cursors. Population models (BG/NBD, Gamma-Gamma, RFM ranks, top-% segments, co-occurrence) are refit by full
+# runs only (every refit_hours), which write the drift a refit gives almost everyone. Between them a scoped run
+# scores just the customers whose data changed against the stored fit, and writes only them.
 FULL_REFIT_AT = "full_refit_at"  # when the last full run planned every owner
 PLAN_SETTINGS = "plan_settings"  # digest of the settings that full run planned with
 PLANNED_THROUGH = "planned_through"  # customers changed after this time are not written yet
+FIT = "fit"  # the shop_insight document holding the last full run's fit (jobs.analytics.fit.Fit)
+# More changed customers than this (or than a fifth of the shop) and a scoped run stops paying off: run full.
+SCOPED_MAX = 5_000
 
 
-async def save_insights(shop_id: int, computed: Computed, at: datetime) -> int:
-    """Store every customer's insight and the shop's (models, KPIs, related products)."""
+async def save_insights(shop_id: int, computed: Computed, at: datetime, settings: Settings) -> int:
+    """Store every customer's insight and the shop's (models, KPIs, related products, the fit for scoped runs)."""
     summary = computed.analysis.to_json_dict()
     model_keys = ("as_of", "model", "bgnbd", "gamma_gamma")
     shop = {
@@ -46,7 +51,19 @@ async def save_insights(shop_id: int, computed: Computed, at: datetime) -> int:
         "model": json.dumps({k: summary.get(k) for k in model_keys}),
         "related_products": json.dumps(computed.related),
     }
+    fit = computed.analysis.fit
+    if fit is not None:
+        shop[FIT] = json.dumps(dataclasses.replace(fit, settings=plan_settings(settings)).to_json())
     return await insights.save(shop_id, insight_rows(computed), shop, at)
+
+
+async def stored_fit(shop_id: int, settings: Settings) -> Fit | None:
+    """The last full run's fit, if one is stored, of this version and made with these settings."""
+    row = await insights.shop(shop_id, FIT)
+    fit = None if row is None else Fit.from_json(row.data)
+    if fit is None or fit.settings != plan_settings(settings) or fit.buyers == 0:
+        return None
+    return fit
 
 
 def plan_settings(settings: Settings) -> str:
@@ -95,9 +112,11 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
                     full: bool = False) -> dict[str, Any]:
     """Load → analyse → save insights → plan (full or scoped) → write (active shops only) → record what was accepted.
 
-    Insights are saved for everyone on every run; only the write plan is scoped. A full run (forced, first, settings
-    changed, or refit_hours after the last) plans every owner. A customer whose write failed is stamped as changed,
-    so the next run, scoped or full, plans them again; a product's failed write waits for the next full run.
+    A full run (forced, first, settings changed, refit_hours after the last, no stored fit, or too many changes)
+    refits the population models, saves every insight and the fit, and plans every owner. Otherwise only the
+    customers changed since the last plan are loaded, scored against the stored fit (no refit), saved and planned;
+    with none changed nothing is loaded at all. A customer whose write failed is stamped as changed, so the next run,
+    scoped or full, plans them again; a product's failed write waits for the next full run.
     """
     started = time.perf_counter()
     row = await ShopRow.get_or_none(id=shop_id)
@@ -112,8 +131,14 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
     planned_through = row.cursors.get(PLANNED_THROUGH)
     full = full or planned_through is None or full_refit_due(row.cursors, settings, through, shop_id)
     scope = None if full else await changed_since(shop_id, datetime.fromisoformat(str(planned_through)))
+    if scope is not None and not scope:
+        return await _nothing_changed(shop_id, through, started)
+    fit = None if scope is None else await stored_fit(shop_id, settings)
+    if fit is None or scope is None or len(scope) > max(SCOPED_MAX, fit.customers // 5):
+        # No fit to score against (a first run, new settings) or too many changes to pay off: a full refit.
+        full, scope, fit = True, None, None
     with _without_cyclic_gc():
-        summary, plan, written, computed = await _analyse_and_plan(settings, row, as_of, started, scope)
+        summary, plan, written, computed = await _analyse_and_plan(settings, row, as_of, started, scope, fit)
     # Read the shop again: an uninstall that arrived during the computation must stop the write.
     current = await ShopRow.get_or_none(id=shop_id)
     sent = settings.writeback.enabled and current is not None and current.state == InstallState.ACTIVE.value
@@ -149,7 +174,7 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
             await store.mark_changed(shop_id, refused)
     if current is not None:
         summary.update(await automation.after_recompute(settings, adapters[Platform(current.platform)], current,
-                                                        computed, as_of, full, sent))
+                                                        computed, as_of, full, sent, scope))
         # The mark moves only when the plan reached the platform (or was empty): with write-back off or a shop not
         # active, the changes stay in scope and are written once writing is possible.
         cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent else {}
@@ -173,6 +198,15 @@ def write_parts(plan: WritePlan, settings: Settings) -> list[WritePlan]:
     return [WritePlan(plan.changes[i:i + WRITE_PART]) for i in range(0, len(plan), WRITE_PART)]
 
 
+async def _nothing_changed(shop_id: int, through: datetime, started: float) -> dict[str, Any]:
+    """No customer changed since the last plan: nothing to load, score or write. The mark moves (nothing changed
+    before `through` that it could leave out)."""
+    await shops.set_cursors(shop_id, {PLANNED_THROUGH: through.isoformat()})
+    summary: dict[str, Any] = {"status": "ok", "run": "scoped", "scope": 0, "planned": 0, "accepted": 0, "failed": 0,
+                               "seconds": {"total": round(time.perf_counter() - started, 3)}}
+    return summary
+
+
 @contextmanager
 def _without_cyclic_gc() -> Iterator[None]:
     """Millions of small long-lived objects (rows, facts, plans): the cyclic GC would rescan them again and again."""
@@ -186,27 +220,42 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, started: float,
-                            scope: set[str] | None) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState], Computed]:
-    """Scope None: plan every owner. Otherwise only these customers, gone ones included, and no product."""
+                            scope: set[str] | None, fit: Fit | None = None,
+                            ) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState], Computed]:
+    """Scope None: refit, save and plan every owner. Otherwise load, score (against `fit`), save and plan only
+    these customers, gone ones included, and no product."""
     shop_id = row.id
-    frames = await load_shop(shop_id, settings)
+    if scope is None or fit is None:
+        frames = await load_shop(shop_id, settings)
+    else:
+        frames = await load_scope(shop_id, settings, sorted(scope), fit.currency)
     loaded = time.perf_counter()
     orders = int(frames.orders["valid"].sum())
-    computed = compute(frames, settings, as_of)
+    if scope is None or fit is None:
+        computed = compute(frames, settings, as_of)
+    else:
+        kept = {r.customer_id: r.data for r in await insights.customers(shop_id, scope)}
+        computed = compute_scoped(frames, settings, as_of, fit, kept)
     if computed.new_arms is not None and len(computed.new_arms):
         await programs.save_arms(shop_id, computed.new_arms)  # before any tag says which arm: never redrawn
     del frames  # the order and line frames (a large shop's biggest objects) are not needed past the compute
     computed_at = time.perf_counter()
-    saved = await save_insights(shop_id, computed, datetime.now(timezone.utc))
+    if scope is None:
+        saved = await save_insights(shop_id, computed, datetime.now(timezone.utc), settings)
+    else:  # only these customers; those no longer analysed (deleted, no order left) lose theirs
+        rows = insight_rows(computed)
+        dropped = scope.difference(cid for cid, _, _ in rows)
+        saved = await insights.save_customers(shop_id, rows, dropped, datetime.now(timezone.utc))
     saved_at = time.perf_counter()
-    written = await write_state.load(shop_id)
-    want = desired(settings, row.platform, computed, scope)
     owners = None if scope is None else {("customer", cid) for cid in scope}
+    written = await write_state.load(shop_id, None if scope is None else scope)
+    want = desired(settings, row.platform, computed, scope)
     managed = (settings.writeback.tag_prefix, *await shop_settings.retired_prefixes(shop_id))
     plan = planner.plan(want, written, managed_prefix=managed, owners=owners)
     summary: dict[str, Any] = {
         "status": "ok", "model": computed.analysis.model, "orders": orders,
-        "customers": saved, "run": "full" if scope is None else "scoped",
+        # A scoped run saw only its customers: the shop's count stays the last full run's (the app home shows it).
+        "customers": saved if fit is None else fit.customers, "run": "full" if scope is None else "scoped",
         "scope": len(set(want) | set(written)) if owners is None else len(owners),
         "planned": len(plan), "accepted": 0, "failed": 0,
         "segments": {name: int(computed.analysis.segments[name].sum()) for name in computed.analysis.segments.columns},
