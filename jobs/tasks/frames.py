@@ -315,7 +315,8 @@ async def shop_context(shop_id: int, settings: "Settings | None" = None) -> Shop
     paid = None
     if platform == "woocommerce" and settings is not None:
         paid = settings.woocommerce.paid_statuses_for(str(domain))
-    return ShopContext(str(platform), str(currency) if currency else None, paid)
+    # A NULL currency comes back as NaN through PostgreSQL's COPY (and NaN is truthy): only text is a currency.
+    return ShopContext(str(platform), currency if isinstance(currency, str) and currency else None, paid)
 
 
 async def load_birth_dates(shop_id: int, scope: Among = EVERYONE) -> pd.Series:
