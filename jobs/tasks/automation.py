@@ -100,6 +100,17 @@ async def send_flow(settings: Settings, adapter: StoreAutomation, row: ShopRow) 
     return {"sent": sent, "refused": refused}
 
 
+async def send_pending(settings: Settings, adapter: Adapter, row: ShopRow, writing: bool) -> dict[str, Any]:
+    """A run with nothing changed: only the Flow calls still pending (a store that did not answer last time)."""
+    if not isinstance(adapter, StoreAutomation) or not writing or not settings.flow.enabled:
+        return {}
+    try:
+        return {"flow": {"queued": 0, **await send_flow(settings, adapter, row)}}
+    except (Retryable, Fatal) as exc:
+        log.warning("shop %s: Flow triggers not sent: %s", row.id, exc)
+        return {"flow": {"queued": 0, "error": str(exc)[:200]}}
+
+
 async def after_recompute(settings: Settings, adapter: Adapter, row: ShopRow, computed: Computed, as_of: datetime,
                           full: bool, writing: bool, scope: set[str] | None = None) -> dict[str, Any]:
     """Native segments and Flow triggers for a shop whose write-back is allowed (`writing`); `scope`: the customers

@@ -40,6 +40,9 @@ PLANNED_THROUGH = "planned_through"  # customers changed after this time are not
 FIT = "fit"  # the shop_insight document holding the last full run's fit (jobs.analytics.fit.Fit)
 # More changed customers than this (or than a fifth of the shop) and a scoped run stops paying off: run full.
 SCOPED_MAX = 5_000
+# A shop this small refits on every run (a second or two): its KPIs, charts and programs' lift stay current between
+# refits. Its write plan stays scoped to the changed customers all the same.
+SCOPED_MIN_CUSTOMERS = 2_000
 
 
 async def save_insights(shop_id: int, computed: Computed, at: datetime, settings: Settings) -> int:
@@ -131,14 +134,20 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
     planned_through = row.cursors.get(PLANNED_THROUGH)
     full = full or planned_through is None or full_refit_due(row.cursors, settings, through, shop_id)
     scope = None if full else await changed_since(shop_id, datetime.fromisoformat(str(planned_through)))
-    if scope is not None and not scope:
-        return await _nothing_changed(shop_id, through, started)
-    fit = None if scope is None else await stored_fit(shop_id, settings)
-    if fit is None or scope is None or len(scope) > max(SCOPED_MAX, fit.customers // 5):
-        # No fit to score against (a first run, new settings) or too many changes to pay off: a full refit.
-        full, scope, fit = True, None, None
-    with _without_cyclic_gc():
-        summary, plan, written, computed = await _analyse_and_plan(settings, row, as_of, started, scope, fit)
+    computed: Computed | None = None
+    if scope is not None and not scope:  # nothing changed since the last plan: nothing to load, score or write
+        summary: dict[str, Any] = {"status": "ok", "run": "scoped", "scope": 0, "planned": 0, "accepted": 0,
+                                   "failed": 0, "seconds": {}}
+        plan, written = WritePlan(), dict[OwnerKey, OwnerState]()
+    else:
+        fit = None if scope is None else await stored_fit(shop_id, settings)
+        if fit is None or scope is None or len(scope) > max(SCOPED_MAX, fit.customers // 5):
+            # No fit to score against (a first run, new settings) or too many changes to pay off: a full refit.
+            full, scope, fit = True, None, None
+        elif fit.customers < SCOPED_MIN_CUSTOMERS:
+            fit = None  # refit and save everyone, plan the scope
+        with _without_cyclic_gc():
+            summary, plan, written, computed = await _analyse_and_plan(settings, row, as_of, started, scope, fit)
     # Read the shop again: an uninstall that arrived during the computation must stop the write.
     current = await ShopRow.get_or_none(id=shop_id)
     sent = settings.writeback.enabled and current is not None and current.state == InstallState.ACTIVE.value
@@ -173,18 +182,20 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
         if refused:
             await store.mark_changed(shop_id, refused)
     if current is not None:
-        summary.update(await automation.after_recompute(settings, adapters[Platform(current.platform)], current,
-                                                        computed, as_of, full, sent, scope))
+        adapter = adapters[Platform(current.platform)]
+        summary.update(await automation.after_recompute(settings, adapter, current, computed, as_of, full, sent, scope)
+                       if computed is not None else await automation.send_pending(settings, adapter, current, sent))
         # The mark moves only when the plan reached the platform (or was empty): with write-back off or a shop not
         # active, the changes stay in scope and are written once writing is possible.
-        cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent else {}
+        # With nothing changed it moves all the same: no change before `through` can be left out.
+        cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent or computed is None else {}
         if full:
             cursors.update({FULL_REFIT_AT: through.isoformat(), PLAN_SETTINGS: plan_settings(settings)})
         if cursors:
             await shops.set_cursors(shop_id, cursors)
     summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
-    # What the last run planned and the platform accepted, for the admin and for operators.
-    await insights.set_shop(shop_id, "last_run", summary)
+    if computed is not None:  # what the last run planned and the platform accepted, for the admin and operators
+        await insights.set_shop(shop_id, "last_run", summary)
     return summary
 
 
@@ -196,15 +207,6 @@ def write_parts(plan: WritePlan, settings: Settings) -> list[WritePlan]:
     if len(plan) > settings.writeback.bulk_threshold:
         return [plan]
     return [WritePlan(plan.changes[i:i + WRITE_PART]) for i in range(0, len(plan), WRITE_PART)]
-
-
-async def _nothing_changed(shop_id: int, through: datetime, started: float) -> dict[str, Any]:
-    """No customer changed since the last plan: nothing to load, score or write. The mark moves (nothing changed
-    before `through` that it could leave out)."""
-    await shops.set_cursors(shop_id, {PLANNED_THROUGH: through.isoformat()})
-    summary: dict[str, Any] = {"status": "ok", "run": "scoped", "scope": 0, "planned": 0, "accepted": 0, "failed": 0,
-                               "seconds": {"total": round(time.perf_counter() - started, 3)}}
-    return summary
 
 
 @contextmanager
@@ -240,7 +242,7 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
         await programs.save_arms(shop_id, computed.new_arms)  # before any tag says which arm: never redrawn
     del frames  # the order and line frames (a large shop's biggest objects) are not needed past the compute
     computed_at = time.perf_counter()
-    if scope is None:
+    if scope is None or fit is None:
         saved = await save_insights(shop_id, computed, datetime.now(timezone.utc), settings)
     else:  # only these customers; those no longer analysed (deleted, no order left) lose theirs
         rows = insight_rows(computed)

@@ -15,11 +15,18 @@ from connector.model import InstallState
 from connector.write_state import load as load_written, save as save_written
 from jobs.analytics.fit import Fit
 from jobs.compute import compute, desired
+from jobs.tasks import recompute as recompute_module
 from jobs.tasks.frames import load_shop
 from jobs.tasks.recompute import FIT, PLANNED_THROUGH, _analyse_and_plan, plan_settings, recompute, stored_fit
 from tests.jobs.shop_data import AS_OF, order, products, seed, shop_orders
 
 pytestmark = pytest.mark.postgres  # CI runs these again on PostgreSQL (conftest's database_url)
+
+
+@pytest.fixture(autouse=True)
+def scored_incrementally(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These shops of 600 customers are scored as a large shop is (a small shop refits on every run)."""
+    monkeypatch.setattr(recompute_module, "SCOPED_MIN_CUSTOMERS", 0)
 
 
 async def shop_in_step(settings: Settings) -> int:
@@ -125,3 +132,18 @@ async def test_a_fit_made_with_other_settings_is_not_used(settings: Settings) ->
 
     assert summary["run"] == "full"
     assert (await stored_fit(shop_id, settings)) is not None  # the full run stored a fresh one
+
+
+async def test_a_small_shop_refits_on_a_scoped_run_and_still_plans_only_the_changed(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recompute_module, "SCOPED_MIN_CUSTOMERS", 2_000)
+    shop_id = await shop_in_step(settings)
+    kpis = await ShopInsightRow.get(shop_id=shop_id, name="kpis")
+    once = sorted(cid for cid, (data, _, _) in (await stored_insights(shop_id)).items()
+                  if data["number_of_orders"] == 1)[0]
+    await seed(shop_id, [m.Upsert(order("again", once, AS_OF - timedelta(hours=6), [3, 15]))])
+
+    summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
+
+    assert (summary["run"], summary["scope"], summary["planned"]) == ("scoped", 1, 1)
+    assert (await ShopInsightRow.get(shop_id=shop_id, name="kpis")).data != kpis.data  # the KPIs count the order
