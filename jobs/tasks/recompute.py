@@ -138,7 +138,8 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
     if scope is not None and not scope:  # nothing changed since the last plan: nothing to load, score or write
         summary: dict[str, Any] = {"status": "ok", "run": "scoped", "scope": 0, "planned": 0, "accepted": 0,
                                    "failed": 0, "seconds": {}}
-        plan, written = WritePlan(), dict[OwnerKey, OwnerState]()
+        plan = WritePlan()
+        written: dict[OwnerKey, OwnerState] = {}
     else:
         fit = None if scope is None else await stored_fit(shop_id, settings)
         if fit is None or scope is None or len(scope) > max(SCOPED_MAX, fit.customers // 5):
@@ -224,8 +225,9 @@ def _without_cyclic_gc() -> Iterator[None]:
 async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, started: float,
                             scope: set[str] | None, fit: Fit | None = None,
                             ) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState], Computed]:
-    """Scope None: refit, save and plan every owner. Otherwise load, score (against `fit`), save and plan only
-    these customers, gone ones included, and no product."""
+    """Scope None: refit, save and plan every owner. A scope and a `fit`: load, score against the fit, save and plan
+    only these customers, gone ones included, and no product. A scope without a fit (a small shop): refit and save
+    everyone, plan only the scope."""
     shop_id = row.id
     if scope is None or fit is None:
         frames = await load_shop(shop_id, settings)
