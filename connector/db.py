@@ -77,7 +77,7 @@ class CustomerRow(Model):
     class Meta:
         table = "customer"
         unique_together = (("shop", "platform_id"),)
-        indexes = (("shop_id", "email"),)
+        indexes = (("shop_id", "email"), ("shop_id", "changed_at"))
 
 
 class OrderRow(Model):
@@ -176,6 +176,7 @@ class RefundRow(Model):
     class Meta:
         table = "refund"
         unique_together = (("shop", "platform_id"),)
+        indexes = (("shop_id", "order_id"),)
 
 
 class CheckoutRow(Model):
@@ -196,6 +197,7 @@ class CheckoutRow(Model):
     class Meta:
         table = "checkout"
         unique_together = (("shop", "platform_id"),)
+        indexes = (("shop_id", "customer_id"),)
 
 
 class InboxRow(Model):

@@ -7,7 +7,7 @@ fire it again). Calls are unique per (shop, key): recording the same change twic
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +21,13 @@ from connector.db import FlowOutboxRow, FlowStateRow
 BATCH = 20_000
 
 
-async def load_states(shop_id: int) -> dict[str, dict[str, Any]] | None:
-    """Every customer's last state, or None before the shop's first run (that run is a baseline)."""
-    rows = await FlowStateRow.filter(shop_id=shop_id).values_list("customer_id", "state")
-    if not rows:
+async def load_states(shop_id: int, customers: Iterable[str] | None = None) -> dict[str, dict[str, Any]] | None:
+    """Every customer's (or these customers') last state, or None before the shop's first run (that run is a
+    baseline)."""
+    query = FlowStateRow.filter(shop_id=shop_id)
+    rows = await (query if customers is None else query.filter(customer_id__in=list(customers))).values_list(
+        "customer_id", "state")
+    if not rows and (customers is None or not await FlowStateRow.filter(shop_id=shop_id).exists()):
         return None
     return {str(cid): dict(state) for cid, state in rows}
 

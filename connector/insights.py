@@ -76,6 +76,26 @@ async def _save_batches(conn: BaseDBAsyncClient, shop_id: int, customers: Sequen
                                   [[shop_id, cid] for cid in gone[start:start + BATCH]])
 
 
+async def save_customers(shop_id: int, customers: Sequence[tuple[str, str, str]], dropped: Iterable[str],
+                         at: datetime) -> int:
+    """Upsert these customers' insights and drop `dropped`'s, leaving the shop's others as they are (a scoped run)."""
+    conn = get_connection("default")
+    stamp = timestamp(conn, at)
+    upsert = ("INSERT INTO customer_insight (shop_id, customer_id, data, segments, computed_at) VALUES (?, ?, ?, ?, ?) "
+              + _CHANGED)
+    if conn.capabilities.dialect == "postgres":
+        upsert = upsert.replace(" IS NOT ", " IS DISTINCT FROM ").replace("VALUES (?, ?, ?, ?, ?)",
+                                                                          "VALUES (?, ?, ?::jsonb, ?::jsonb, ?)")
+    gone = sorted(set(dropped))
+    async with in_transaction() as tx:
+        if customers:
+            await tx.execute_many(sql(conn, upsert), [[shop_id, cid, data, segs, stamp] for cid, data, segs in customers])
+        if gone:
+            await tx.execute_query(sql(conn, "DELETE FROM customer_insight WHERE shop_id = ? AND customer_id IN ("
+                                             + ", ".join("?" * len(gone)) + ")"), [shop_id, *gone])
+    return len(customers)
+
+
 async def set_shop(shop_id: int, name: str, data: Any) -> None:
     """Store one named shop-level document (e.g. the last run's summary)."""
     await ShopInsightRow.update_or_create(defaults={"data": data, "computed_at": datetime.now(timezone.utc)},

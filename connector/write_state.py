@@ -17,11 +17,16 @@ from connector.planner import OwnerKey, OwnerState
 BATCH = 20_000  # rows per executemany: bounds the memory of one statement's parameters
 
 
-async def load(shop_id: int) -> dict[OwnerKey, OwnerState]:
-    """What the platform accepted last time, per owner of the shop."""
+async def load(shop_id: int, customers: Iterable[str] | None = None) -> dict[OwnerKey, OwnerState]:
+    """What the platform accepted last time, per owner of the shop (or only these customers)."""
     conn = get_connection("default")
-    _, rows = await conn.execute_query(
-        sql(conn, "SELECT owner_kind, owner_id, tags, metafields FROM write_state WHERE shop_id = ?"), [shop_id])
+    query = "SELECT owner_kind, owner_id, tags, metafields FROM write_state WHERE shop_id = ?"
+    params: list[Any] = [shop_id]
+    if customers is not None:
+        ids = sorted(set(customers))
+        query += f" AND owner_kind = 'customer' AND owner_id IN ({', '.join('?' * len(ids))})" if ids else " AND 1 = 0"
+        params += ids
+    _, rows = await conn.execute_query(sql(conn, query), params)
     if not rows or not isinstance(rows[0][3], (str, bytes)):
         return {(str(r[0]), str(r[1])): planner.state_from_row(json_column(r[2]), json_column(r[3])) for r in rows}
     # JSON text (SQLite; jsonb over raw asyncpg): one json.loads over all metafields instead of one call per row,

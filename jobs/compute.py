@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from connector.planner import CustomerFacts, OwnerKey, OwnerState, Recommendatio
 from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.analytics.charts import chart_data
 from jobs.analytics.features import as_of_day, valid_orders
+from jobs.analytics.fit import Fit
 from jobs.analytics.lift import program_lifts
 from jobs.analytics.programs import apply_programs
 from jobs.recommend.model import fit, related_products
@@ -40,12 +41,53 @@ class Computed:
     new_arms: pd.DataFrame | None = None  # program arms drawn in this run, to be stored (never redrawn)
 
 
+def _naive(as_of: datetime) -> datetime:
+    stamp = pd.Timestamp(as_of)
+    return (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp).to_pydatetime()
+
+
+def compute_scoped(frames: "ShopFrames", settings: "Settings", as_of: datetime, fit: Fit,
+                   stored: Mapping[str, Mapping[str, Any]]) -> Computed:
+    """A scoped run: a few customers' frames scored against the last full run's fit (nothing is refitted).
+
+    Their recommendations are the ones the full run stored for them (`stored`: customer -> insight data), kept
+    until the next refit: the recommender is fit on the whole shop's co-occurrence, which a scoped run does not
+    load, and a list that moves on every order would churn the written metafields between refits for little gain.
+    """
+    as_of = _naive(as_of)
+    result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts,
+                     birth_dates=frames.birth_dates, fit=fit)
+    new_arms = None
+    if settings.analytics.programs:  # arms for customers entering a program now; the lift waits for the full run
+        stored_arms = frames.arms if frames.arms is not None else pd.DataFrame(
+            {"program": [], "customer_id": [], "control": [], "entered_at": pd.Series(dtype="datetime64[ns]")})
+        segments, new_arms = apply_programs(result.segments, stored_arms, settings.analytics.programs,
+                                            frames.shop_key, pd.Timestamp(as_of))
+        result = dataclasses.replace(result, segments=segments)
+    recs: dict[str, list[dict[str, Any]]] = {}
+    keys: dict[str, RecommendationKey] = {}
+    per_list: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for cid in result.customers.index.astype(str):
+        data = stored.get(cid) or {}
+        items = [dict(item) for item in data.get("recommendations") or []]
+        if items:
+            recs[cid] = items
+            if all(item.get("product_id") is not None for item in items):
+                keys[cid] = tuple((str(i["product_id"]), i.get("reason"),
+                                   None if i.get("because_of") is None else str(i["because_of"])) for i in items)
+        if data.get("recommendation_lists"):
+            per_list[cid] = dict(data["recommendation_lists"])
+    return Computed(result, recs, {}, keys, lists=per_list, new_arms=new_arms)
+
+
 def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Computed:
     """The pure part: analytics on the orders, recommendations on the lines."""
-    stamp = pd.Timestamp(as_of)
-    as_of = (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp).to_pydatetime()
+    as_of = _naive(as_of)
     result = analyze(frames.orders, settings.analytics, as_of, checkouts=frames.checkouts,
                      birth_dates=frames.birth_dates)
+    if result.fit is not None:  # what a scoped run counts orders in, as this run did
+        currency = str(frames.reconciliation.get("currency") or "") if frames.reconciliation else ""
+        result = dataclasses.replace(result, fit=dataclasses.replace(result.fit, currency=currency))
     if frames.reconciliation:
         result = dataclasses.replace(result, extra={**result.extra, "reconciliation": frames.reconciliation})
     result.extra["charts"] = chart_data(result.customers, frames.orders, as_of)  # the app home's charts page

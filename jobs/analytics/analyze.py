@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.clv import BgNbdParams, GammaGammaParams, predict
+from jobs.analytics.clv import BgNbdParams, GammaGammaParams, Predictions, predict, shop_gap
 from jobs.analytics.features import AsOf, as_of_day, customer_features
+from jobs.analytics.fit import RFM_DIMENSIONS, Fit, edge_scores, quantile_edges, rfm_values
 from jobs.analytics.kpis import cohort_matrix, shop_kpis
-from jobs.analytics.rfm import rfm_scores
-from jobs.analytics.segments import segment_table, segments_off
-from jobs.analytics.vip_tiers import vip_tier
+from jobs.analytics.rfm import rfm_frame, rfm_scores
+from jobs.analytics.segments import segment_table, segments_off, top_boundaries
+from jobs.analytics.vip_tiers import vip_cuts, vip_tier
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class AnalysisResult:
     gamma_gamma: GammaGammaParams | None
     extra: dict[str, object] = field(default_factory=dict)
     segments_off: dict[str, str] = field(default_factory=dict)  # enabled segments the data cannot decide: why
+    fit: Fit | None = None  # the population fit this result was scored with (a scoped run's is the stored one)
 
     def to_json_dict(self) -> dict[str, object]:
         """A JSON-ready summary (no per-customer rows)."""
@@ -71,8 +73,12 @@ def _clean(value: object) -> object:
 
 
 def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
-            checkouts: pd.DataFrame | None = None, birth_dates: pd.Series | None = None) -> AnalysisResult:
-    """Run the whole customer analytics on one shop's orders as of a day (birth_dates: per customer id)."""
+            checkouts: pd.DataFrame | None = None, birth_dates: pd.Series | None = None,
+            fit: Fit | None = None) -> AnalysisResult:
+    """Run the whole customer analytics on one shop's orders as of a day (birth_dates: per customer id).
+
+    With `fit` (a scoped run: the orders of a few customers) nothing is fitted: the customers are scored against
+    the stored population fit, and the shop-level KPIs and cohorts are left out (the full run's stand)."""
     today = as_of_day(as_of)
     shop_orders = orders
     if "anonymous" in orders.columns:
@@ -80,8 +86,8 @@ def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
         # revenue and order KPIs only; every per-customer figure is computed without them.
         orders = orders.loc[~orders["anonymous"].astype(bool)]
     features = customer_features(orders, today)
-    rfm = rfm_scores(features, settings.rfm.bins)
-    predictions = predict(features, today, settings)
+    rfm = rfm_scores(features, settings.rfm.bins) if fit is None else stored_rfm(features, fit)
+    predictions = predict(features, today, settings, None if fit is None else fit.stored_model())
     customers = pd.concat([features, rfm, predictions.frame], axis=1)
     if checkouts is not None and not checkouts.empty:
         # Checkout-only shoppers are customers with zero orders: cart abandoners and custom rules see them.
@@ -91,11 +97,40 @@ def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
             customers = pd.concat([customers, zeros])
             customers.index.name = "customer_id"
     customers = _with_birth_dates(customers, birth_dates)
-    customers["vip_tier"] = vip_tier(customers, settings.vip_tiers)
+    customers["vip_tier"] = vip_tier(customers, settings.vip_tiers, None if fit is None else fit.vip)
+    if fit is not None:
+        segments = segment_table(customers, orders, checkouts, today, settings, fit.top, fit.segments_off)
+        segments = segments.reindex(columns=fit.segments, fill_value=False)  # the shop's segments, as fitted
+        return AnalysisResult(today, customers, segments, {}, pd.DataFrame(), fit.model, predictions.bgnbd,
+                              predictions.gamma_gamma, segments_off=dict(fit.segments_off), fit=fit)
     segments = segment_table(customers, orders, checkouts, today, settings)
     kpis = shop_kpis(features, predictions.frame, orders, today, settings.kpi_period_days, shop_orders=shop_orders)
+    off = segments_off(customers, settings)
+    made = make_fit(features, customers, segments, predictions, settings, today, off)
     return AnalysisResult(today, customers, segments, kpis, cohort_matrix(orders, today), predictions.model,
-                          predictions.bgnbd, predictions.gamma_gamma, segments_off=segments_off(customers, settings))
+                          predictions.bgnbd, predictions.gamma_gamma, segments_off=off, fit=made)
+
+
+def stored_rfm(features: pd.DataFrame, fit: Fit) -> pd.DataFrame:
+    """RFM scores against a stored fit's edges (equal to rfm_scores on the population the edges came from)."""
+    values = rfm_values(features)
+    scores = [edge_scores(values[name], fit.rfm_edges.get(name, [])) for name in RFM_DIMENSIONS]
+    return rfm_frame(features.index, *scores, bins=fit.bins)
+
+
+def make_fit(features: pd.DataFrame, customers: pd.DataFrame, segments: pd.DataFrame, predictions: Predictions,
+             settings: AnalyticsSettings, today: pd.Timestamp, off: dict[str, str]) -> Fit:
+    """The population numbers a later scoped run scores against."""
+    values = rfm_values(features)
+    bins = settings.rfm.bins
+    return Fit(
+        as_of=today.date().isoformat(), customers=len(customers), buyers=len(features), bins=bins,
+        rfm_edges={name: quantile_edges(values[name], bins) for name in RFM_DIMENSIONS},
+        top=top_boundaries(customers, settings), vip=vip_cuts(customers, settings.vip_tiers),
+        model=predictions.model, bgnbd=None if predictions.bgnbd is None else asdict(predictions.bgnbd),
+        gamma_gamma=None if predictions.gamma_gamma is None else asdict(predictions.gamma_gamma),
+        shop_gap=shop_gap(features) if predictions.model.startswith("heuristic") else None,
+        segments=[str(c) for c in segments.columns], segments_off=dict(off))
 
 
 def _with_birth_dates(customers: pd.DataFrame, birth_dates: pd.Series | None) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from connector.analytics_settings import AnalyticsSettings
 from jobs.analytics.features import AsOf
+
+if TYPE_CHECKING:
+    from jobs.analytics.fit import StoredModel
 
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 MAX_NEXT_ORDER_WEEKS = 5 * 365.25 / 7
@@ -271,12 +274,20 @@ def next_order_weeks(params: BgNbdParams, x: np.ndarray, T: np.ndarray, iteratio
     return cast(np.ndarray, np.where(reachable, high, np.nan)[inverse])
 
 
-def heuristic_predictions(features: pd.DataFrame, months: int, annual_rate: float) -> pd.DataFrame:
-    """Model-free fallback: an exponential decay of P(alive) in units of the customer's usual order gap."""
+def shop_gap(features: pd.DataFrame) -> float:
+    """The shop's usual order gap in days: the median of the customers' positive gaps (90 without any)."""
     gaps = features["avg_days_between_orders"].to_numpy(dtype=float)
     positive = gaps[np.isfinite(gaps) & (gaps > 0)]
-    shop_gap = float(np.median(positive)) if len(positive) else 90.0
-    gap = np.where(np.isfinite(gaps) & (gaps > 0), gaps, shop_gap)
+    return float(np.median(positive)) if len(positive) else 90.0
+
+
+def heuristic_predictions(features: pd.DataFrame, months: int, annual_rate: float,
+                          gap_days: float | None = None) -> pd.DataFrame:
+    """Model-free fallback: an exponential decay of P(alive) in units of the customer's usual order gap
+    (`gap_days`: the shop's, from a stored fit; else from these customers)."""
+    gaps = features["avg_days_between_orders"].to_numpy(dtype=float)
+    shop_gap_days = shop_gap(features) if gap_days is None else gap_days
+    gap = np.where(np.isfinite(gaps) & (gaps > 0), gaps, shop_gap_days)
     gap = np.maximum(gap, 1.0)
     alive = np.exp(-features["days_since_last_order"].to_numpy(dtype=float).clip(min=0) / (2.0 * gap))
     spend = features["aov"].to_numpy(dtype=float).clip(min=0)
@@ -310,10 +321,17 @@ def _fit_problem(params: BgNbdParams | GammaGammaParams, name: str) -> str:
     return f"{name} fit did not converge or gave absurd parameters ({values})"
 
 
-def predict(features: pd.DataFrame, as_of: AsOf, settings: AnalyticsSettings) -> Predictions:
-    """Per-customer predictions from BG/NBD + Gamma-Gamma, or labelled heuristics when a fit is not trustworthy."""
+def predict(features: pd.DataFrame, as_of: AsOf, settings: AnalyticsSettings,
+            stored: "StoredModel | None" = None) -> Predictions:
+    """Per-customer predictions from BG/NBD + Gamma-Gamma, or labelled heuristics when a fit is not trustworthy.
+    With `stored`, the customers are scored with those models (nothing is fitted)."""
     today = pd.Timestamp(as_of).normalize()
     months, rate = settings.clv_horizon_months, settings.annual_discount_rate
+    if stored is not None:
+        if stored.model.startswith("heuristic") or stored.bgnbd is None:
+            frame = heuristic_predictions(features, months, rate, stored.gap_days)
+            return Predictions(_finish(frame), stored.model, stored.bgnbd, None)
+        return _score(features, today, settings, stored.bgnbd, stored.gamma_gamma, stored.model)
     buyers = len(features)
     history = int((today - features["first_order_date"].min().normalize()).days) if buyers else 0
     bgnbd: BgNbdParams | None = None
@@ -330,8 +348,7 @@ def predict(features: pd.DataFrame, as_of: AsOf, settings: AnalyticsSettings) ->
         frame = heuristic_predictions(features, months, rate)
         return Predictions(_finish(frame), f"heuristic: {problem}", bgnbd, None)
     assert bgnbd is not None
-    x, t_x, T = (features[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
-    zbar = features["zbar"].to_numpy(dtype=float)
+    x, zbar = features["x"].to_numpy(dtype=float), features["zbar"].to_numpy(dtype=float)
     repeaters = int(((x > 0) & (zbar > 0)).sum())
     gamma_gamma: GammaGammaParams | None = None
     model = "bgnbd+gg"
@@ -341,6 +358,15 @@ def predict(features: pd.DataFrame, as_of: AsOf, settings: AnalyticsSettings) ->
         gamma_gamma = fit_gamma_gamma(x, zbar)
         if not gamma_gamma.converged:
             model = f"bgnbd+heuristic spend: {_fit_problem(gamma_gamma, 'Gamma-Gamma')}"
+    return _score(features, today, settings, bgnbd, gamma_gamma, model)
+
+
+def _score(features: pd.DataFrame, today: pd.Timestamp, settings: AnalyticsSettings, bgnbd: BgNbdParams,
+           gamma_gamma: GammaGammaParams | None, model: str) -> Predictions:
+    """Every customer's predictions from fitted (or stored) models."""
+    months, rate = settings.clv_horizon_months, settings.annual_discount_rate
+    x, t_x, T = (features[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    zbar = features["zbar"].to_numpy(dtype=float)
     if gamma_gamma is not None and gamma_gamma.converged:
         spend = expected_spend(gamma_gamma, x, zbar)
     else:

@@ -57,18 +57,20 @@ def quantile_scores(values: np.ndarray, bins: int = 5) -> np.ndarray:
 
 def rfm_scores(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
     """rfm_recency, rfm_frequency, rfm_monetary, rfm_score ("555") and rfm_group for every customer."""
-    ids = features.index
     recency = quantile_scores(-features["days_since_last_order"].to_numpy(dtype=float), bins)
     frequency = quantile_scores(features["number_of_orders"].to_numpy(dtype=float), bins)
     monetary = quantile_scores(features["amount_spent"].to_numpy(dtype=float), bins)
+    return rfm_frame(features.index, recency, frequency, monetary, bins=bins)
+
+
+def rfm_frame(ids: pd.Index, recency: np.ndarray, frequency: np.ndarray, monetary: np.ndarray, *,
+              bins: int = 5) -> pd.DataFrame:
+    """The RFM columns from the three scores (1..bins each)."""
+    table = np.array([[GRID[r][f - 1] for f in range(1, 6)] for r in range(1, 6)], dtype=object)
     if bins == 5:
-        table = np.array([[GRID[r][f - 1] for f in range(1, 6)] for r in range(1, 6)], dtype=object)
         groups = table[recency - 1, frequency - 1] if len(ids) else np.zeros(0, dtype=object)
     else:  # the named grid is defined on quintiles: map other bin counts onto it
-        r5 = (recency - 1) * 5 // bins + 1
-        f5 = (frequency - 1) * 5 // bins + 1
-        table = np.array([[GRID[r][f - 1] for f in range(1, 6)] for r in range(1, 6)], dtype=object)
-        groups = table[r5 - 1, f5 - 1]
+        groups = table[(recency - 1) * 5 // bins, (frequency - 1) * 5 // bins]
     return pd.DataFrame(
         {
             "rfm_recency": recency,
@@ -77,5 +79,5 @@ def rfm_scores(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
             "rfm_score": recency * 100 + frequency * 10 + monetary,
             "rfm_group": pd.Series(groups, dtype="object").to_numpy(),
         },
-        index=features.index,
+        index=ids,
     )

@@ -12,6 +12,7 @@ from jobs.analytics.birthdays import birthday_segments, has_birth_dates
 from jobs.analytics.rules import evaluate
 from jobs.analytics.vip_tiers import tier_segments
 from jobs.analytics.features import AsOf, as_of_day, valid_orders
+from jobs.analytics.fit import top_boundary, within_top
 from jobs.analytics.rfm import GROUPS, group_slug
 
 
@@ -82,12 +83,29 @@ def segments_off(customers: pd.DataFrame, settings: AnalyticsSettings) -> dict[s
     return off
 
 
+TOP_SEGMENTS = {"big_spender": "amount_spent", "high_aov": "aov", "vip": "predicted_clv"}  # top-% of buyers
+
+
+def top_boundaries(customers: pd.DataFrame, settings: AnalyticsSettings) -> dict[str, list[object] | None]:
+    """The last member of each enabled top-% segment (see fit.top_boundary), for a later scoped run."""
+    buyers = customers["number_of_orders"].fillna(0) >= 1
+    out: dict[str, list[object] | None] = {}
+    for name, column in TOP_SEGMENTS.items():
+        segment = getattr(settings.segments, name)
+        if segment.enabled and column in customers.columns:
+            out[name] = top_boundary(customers.loc[buyers, column], segment.top_percent)
+    return out
+
+
 def builtin_segments(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame | None,
-                     as_of: AsOf, settings: AnalyticsSettings) -> pd.DataFrame:
+                     as_of: AsOf, settings: AnalyticsSettings,
+                     top: dict[str, list[object] | None] | None = None,
+                     off: dict[str, str] | None = None) -> pd.DataFrame:
     """Membership of every enabled built-in segment the data can decide (see segments_off); customers must carry
-    features, RFM and predictions."""
+    features, RFM and predictions. `top` and `off`: a stored fit's top-% boundaries and segments off (a scoped run
+    scores a few customers against the population they were fitted on)."""
     s = settings.segments
-    off = segments_off(customers, settings)
+    off = segments_off(customers, settings) if off is None else off
     today = as_of_day(as_of)
     orders_n = customers["number_of_orders"].fillna(0)
     buyers = orders_n >= 1
@@ -103,16 +121,16 @@ def builtin_segments(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: p
     if s.repeat.enabled:
         out["repeat"] = orders_n >= s.repeat.min_orders
     if s.big_spender.enabled:
-        out["big_spender"] = _top_among(customers, buyers, "amount_spent", s.big_spender.top_percent)
+        out["big_spender"] = _top_among(customers, buyers, "amount_spent", s.big_spender.top_percent, top, "big_spender")
     if s.high_aov.enabled:
-        out["high_aov"] = _top_among(customers, buyers, "aov", s.high_aov.top_percent)
+        out["high_aov"] = _top_among(customers, buyers, "aov", s.high_aov.top_percent, top, "high_aov")
     if s.discount_shopper.enabled:
         share = column("discount_share")
         out["discount_shopper"] = (share >= s.discount_shopper.min_share) & (orders_n >= s.discount_shopper.min_orders)
     if s.full_price.enabled:
         out["full_price"] = (column("discount_share") == 0) & (orders_n >= max(s.full_price.min_orders, 1))
     if s.vip.enabled:
-        out["vip"] = _top_among(customers, buyers, "predicted_clv", s.vip.top_percent)
+        out["vip"] = _top_among(customers, buyers, "predicted_clv", s.vip.top_percent, top, "vip")
     if s.at_risk.enabled:
         out["at_risk"] = (column("p_alive") < s.at_risk.max_p_alive) & (orders_n >= s.at_risk.min_orders)
     if s.lapsed.enabled:
@@ -141,10 +159,12 @@ def builtin_segments(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: p
     return frame
 
 
-def _top_among(customers: pd.DataFrame, eligible: pd.Series, column: str, percent: float) -> pd.Series:
+def _top_among(customers: pd.DataFrame, eligible: pd.Series, column: str, percent: float,
+               stored: dict[str, list[object] | None] | None = None, name: str = "") -> pd.Series:
     if column not in customers.columns:
         return pd.Series(False, index=customers.index)
-    top = top_percent(customers.loc[eligible, column], percent)
+    values = customers.loc[eligible, column]
+    top = top_percent(values, percent) if stored is None else within_top(values, stored.get(name))
     return top.reindex(customers.index, fill_value=False)
 
 
@@ -158,8 +178,9 @@ def custom_segments(customers: pd.DataFrame, custom: tuple[CustomSegment, ...], 
 
 
 def segment_table(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: pd.DataFrame | None,
-                  as_of: AsOf, settings: AnalyticsSettings) -> pd.DataFrame:
-    """Built-in and custom segment membership side by side."""
-    builtin = builtin_segments(customers, orders, checkouts, as_of, settings)
+                  as_of: AsOf, settings: AnalyticsSettings, top: dict[str, list[object] | None] | None = None,
+                  off: dict[str, str] | None = None) -> pd.DataFrame:
+    """Built-in and custom segment membership side by side (`top`, `off`: see builtin_segments)."""
+    builtin = builtin_segments(customers, orders, checkouts, as_of, settings, top, off)
     custom = custom_segments(customers, settings.custom, as_of)
     return pd.concat([builtin, custom], axis=1)

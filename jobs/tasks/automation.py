@@ -63,15 +63,17 @@ async def sync_native_segments(settings: Settings, adapter: StoreAutomation, row
     return {"created": len(plan.create), "updated": len(plan.update), "deleted": len(plan.delete)}
 
 
-async def record_flow(settings: Settings, row: ShopRow, computed: Computed, as_of: datetime, send: bool) -> int:
-    """Diff every customer's Flow state against the last run and queue the calls (none while `send` is off:
-    the state still moves, so changes from a period without writing never fire later as stale triggers)."""
+async def record_flow(settings: Settings, row: ShopRow, computed: Computed, as_of: datetime, send: bool,
+                      scope: set[str] | None = None) -> int:
+    """Diff every customer's (a scoped run: these customers') Flow state against the last run and queue the calls
+    (none while `send` is off: the state still moves, so changes from a period without writing never fire later as
+    stale triggers)."""
     if not settings.flow.enabled:
         return 0
     today = as_of.date()
     tracked = list(settings.flow.segments) or segment_slugs(computed)
     current = states(computed.analysis.customers, computed.analysis.segments, tracked, today, settings.flow.birthday_days)
-    raw = await flow_store.load_states(row.id)
+    raw = await flow_store.load_states(row.id, scope)
     previous = None if raw is None else {cid: FlowState.from_json(s) for cid, s in raw.items()}
     calls = changes(previous, current, run=run_stamp(as_of), threshold=settings.flow.churn_threshold,
                     name_prefix=settings.native_segments.name_prefix, today=today) if send else []
@@ -98,13 +100,25 @@ async def send_flow(settings: Settings, adapter: StoreAutomation, row: ShopRow) 
     return {"sent": sent, "refused": refused}
 
 
+async def send_pending(settings: Settings, adapter: Adapter, row: ShopRow, writing: bool) -> dict[str, Any]:
+    """A run with nothing changed: only the Flow calls still pending (a store that did not answer last time)."""
+    if not isinstance(adapter, StoreAutomation) or not writing or not settings.flow.enabled:
+        return {}
+    try:
+        return {"flow": {"queued": 0, **await send_flow(settings, adapter, row)}}
+    except (Retryable, Fatal) as exc:
+        log.warning("shop %s: Flow triggers not sent: %s", row.id, exc)
+        return {"flow": {"queued": 0, "error": str(exc)[:200]}}
+
+
 async def after_recompute(settings: Settings, adapter: Adapter, row: ShopRow, computed: Computed, as_of: datetime,
-                          full: bool, writing: bool) -> dict[str, Any]:
-    """Native segments and Flow triggers for a shop whose write-back is allowed (`writing`)."""
+                          full: bool, writing: bool, scope: set[str] | None = None) -> dict[str, Any]:
+    """Native segments and Flow triggers for a shop whose write-back is allowed (`writing`); `scope`: the customers
+    a scoped run computed (the others' states stand)."""
     if not isinstance(adapter, StoreAutomation):
         return {}
     out: dict[str, Any] = {}
-    queued = await record_flow(settings, row, computed, as_of, writing)
+    queued = await record_flow(settings, row, computed, as_of, writing, scope)
     if not writing:
         return out
     # A store that does not answer delays these to the next run (the digest is not stored, the calls stay pending);

@@ -1,8 +1,10 @@
 """Load one shop's orders, lines, catalogue and checkouts from the database as the frames the pure modules take."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -99,10 +101,29 @@ def _times(values: pd.Series) -> pd.Series:
     return to_naive_utc(pd.Series(values, dtype=object).reset_index(drop=True))
 
 
-async def deleted_customers(shop_id: int) -> set[str]:
+Among = tuple[str, list[Any]]  # an SQL condition on a few customers (a scoped run) and its parameters
+EVERYONE: Among = ("", [])
+
+
+def among(column: str, customers: "Sequence[str] | None") -> Among:
+    """` AND column IN (...)` for these customers; everyone when None."""
+    if customers is None:
+        return EVERYONE
+    ids = sorted(customers)
+    return (f" AND {column} IN ({', '.join('?' * len(ids))})" if ids else " AND 1 = 0"), list(ids)
+
+
+def _orders_of(shop_id: int, scope: Among, key: str) -> Among:
+    """` AND order_id IN (the scope's orders by `key`)`: refunds by platform id, lines by row id."""
+    if scope is EVERYONE:
+        return EVERYONE
+    return f" AND order_id IN (SELECT {key} FROM orders WHERE shop_id = ?{scope[0]})", [shop_id, *scope[1]]
+
+
+async def deleted_customers(shop_id: int, scope: Among = EVERYONE) -> set[str]:
     """Customers deleted on the platform: their data leaves the analysis, their orders still count for the shop."""
-    gone = await columns("SELECT platform_id FROM customer WHERE shop_id = ? AND deleted_at IS NOT NULL",
-                         [shop_id], ("customer_id",))
+    gone = await columns("SELECT platform_id FROM customer WHERE shop_id = ? AND deleted_at IS NOT NULL" + scope[0],
+                         [shop_id, *scope[1]], ("customer_id",))
     return set(gone["customer_id"].astype(str))
 
 
@@ -127,8 +148,8 @@ def _paid(raw: pd.DataFrame, status: pd.Series, context: ShopContext) -> np.ndar
     return paid
 
 
-async def load_orders(shop_id: int, gone: set[str],
-                      context: ShopContext = ShopContext()) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+async def load_orders(shop_id: int, gone: set[str], context: ShopContext = ShopContext(),
+                      scope: Among = EVERYONE) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
     """The orders frame, net of refunds, with invalid orders flagged; each order's row id; the reconciliation.
 
     An order counts (valid) when it is not deleted, cancelled or a test, was paid, is in the shop's currency (or was
@@ -139,15 +160,15 @@ async def load_orders(shop_id: int, gone: set[str],
         "SELECT id, platform_id, customer_id, CAST(total AS DOUBLE PRECISION), CAST(refunded AS DOUBLE PRECISION), "
         "CAST(discounts AS DOUBLE PRECISION), financial_status, cancelled, test, deleted_at IS NOT NULL, processed_at, "
         "awaiting_payment, currency "
-        "FROM orders WHERE shop_id = ?",
-        [shop_id],
+        "FROM orders WHERE shop_id = ?" + scope[0],
+        [shop_id, *scope[1]],
         ("id", "order_id", "customer_id", "total", "refunded", "discounts", "status", "cancelled", "test", "deleted",
          "processed_at", "awaiting", "currency"), ("cancelled", "test", "deleted", "awaiting"),
     )
     refunds = await columns(
         "SELECT order_id, SUM(CAST(amount AS DOUBLE PRECISION)) FROM refund "
-        "WHERE shop_id = ? AND deleted_at IS NULL GROUP BY order_id",
-        [shop_id], ("order_id", "amount"),
+        "WHERE shop_id = ? AND deleted_at IS NULL" + _orders_of(shop_id, scope, "platform_id")[0] + " GROUP BY order_id",
+        [shop_id, *_orders_of(shop_id, scope, "platform_id")[1]], ("order_id", "amount"),
     )
     total = _floats(raw["total"])
     refund_sum = raw["order_id"].map(pd.Series(_floats(refunds["amount"]), index=refunds["order_id"].astype(str)))
@@ -220,14 +241,16 @@ async def load_catalog(shop_id: int) -> pd.DataFrame:
 
 
 async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
-                     catalog: pd.DataFrame) -> pd.DataFrame:
+                     catalog: pd.DataFrame, scope: Among = EVERYONE) -> pd.DataFrame:
     """Product lines of valid orders (gift cards left out); also fills the orders' item counts and discount flag."""
     raw = await columns(
         "SELECT order_id, product_id, quantity, CAST(unit_price AS DOUBLE PRECISION), "
-        "CAST(discount AS DOUBLE PRECISION), is_gift_card, platform_id FROM line_item WHERE shop_id = ?",
-        [shop_id], ("row", "product_id", "quantity", "unit_price", "discount", "gift_card", "line_id"), ("gift_card",),
+        "CAST(discount AS DOUBLE PRECISION), is_gift_card, platform_id FROM line_item WHERE shop_id = ?"
+        + _orders_of(shop_id, scope, "id")[0],
+        [shop_id, *_orders_of(shop_id, scope, "id")[1]],
+        ("row", "product_id", "quantity", "unit_price", "discount", "gift_card", "line_id"), ("gift_card",),
     )
-    refunded_lines = await _refunded_line_ids(shop_id)
+    refunded_lines = await _refunded_line_ids(shop_id, scope)
     position = pd.Index(order_rows).get_indexer(pd.to_numeric(raw["row"]).to_numpy(dtype=np.int64))
     known = position >= 0
     raw, position = raw.loc[known].reset_index(drop=True), position[known]
@@ -258,20 +281,21 @@ async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
     })
 
 
-async def _refunded_line_ids(shop_id: int) -> set[str]:
+async def _refunded_line_ids(shop_id: int, scope: Among = EVERYONE) -> set[str]:
     """Platform ids of line items some refund returned (refund.line_items holds [line id, quantity] pairs)."""
-    raw = await columns("SELECT line_items FROM refund WHERE shop_id = ? AND deleted_at IS NULL", [shop_id],
-                        ("line_items",))
+    orders = _orders_of(shop_id, scope, "platform_id")
+    raw = await columns("SELECT line_items FROM refund WHERE shop_id = ? AND deleted_at IS NULL" + orders[0],
+                        [shop_id, *orders[1]], ("line_items",))
     return {str(pair[0]) for value in raw["line_items"] for pair in json_column(value) or [] if pair}
 
 
-async def load_checkouts(shop_id: int, gone: set[str]) -> pd.DataFrame:
+async def load_checkouts(shop_id: int, gone: set[str], scope: Among = EVERYONE) -> pd.DataFrame:
     """Checkouts with a known customer not deleted (cart abandoners are found among the uncompleted ones); guest
     checkouts carry the guest's id (stitched by email on apply)."""
     raw = await columns(
         "SELECT customer_id, created_at, completed_at IS NOT NULL FROM checkout "
-        "WHERE shop_id = ? AND deleted_at IS NULL AND customer_id IS NOT NULL",
-        [shop_id], ("customer_id", "created_at", "completed"), ("completed",),
+        "WHERE shop_id = ? AND deleted_at IS NULL AND customer_id IS NOT NULL" + scope[0],
+        [shop_id, *scope[1]], ("customer_id", "created_at", "completed"), ("completed",),
     )
     raw = raw.loc[~raw["customer_id"].astype(str).isin(gone)]
     return pd.DataFrame({
@@ -291,18 +315,33 @@ async def shop_context(shop_id: int, settings: "Settings | None" = None) -> Shop
     paid = None
     if platform == "woocommerce" and settings is not None:
         paid = settings.woocommerce.paid_statuses_for(str(domain))
-    # NULL is None from SQLite and NaN from PostgreSQL's COPY: neither is a currency.
-    known = isinstance(currency, str) and currency != ""
-    return ShopContext(str(platform), str(currency) if known else None, paid)
+    # A NULL currency comes back as NaN through PostgreSQL's COPY (and NaN is truthy): only text is a currency.
+    return ShopContext(str(platform), currency if isinstance(currency, str) and currency else None, paid)
 
 
-async def load_birth_dates(shop_id: int) -> pd.Series:
+async def load_birth_dates(shop_id: int, scope: Among = EVERYONE) -> pd.Series:
     """Birth dates of the shop's customers who have one (not deleted): the birthday segments read them."""
     raw = await columns("SELECT platform_id, birth_date FROM customer WHERE shop_id = ? AND birth_date IS NOT NULL "
-                        "AND deleted_at IS NULL", [shop_id], ("customer_id", "birth_date"))
+                        "AND deleted_at IS NULL" + scope[0].replace("customer_id", "platform_id"),
+                        [shop_id, *scope[1]], ("customer_id", "birth_date"))
     dates = pd.to_datetime(pd.Series(raw["birth_date"].to_numpy(), dtype=object).astype(str), errors="coerce",
                            format="ISO8601")
     return pd.Series(dates.to_numpy(), index=pd.Index(raw["customer_id"].astype(str).to_numpy(), name="customer_id"))
+
+
+async def load_scope(shop_id: int, settings: "Settings", customers: "Sequence[str]", currency: str) -> ShopFrames:
+    """A scoped run's load: only these customers' orders, lines, checkouts, birth dates and arms (no catalogue:
+    a scoped run keeps the stored recommendations). `currency`: the one the last full run counted in."""
+    scope = among("customer_id", customers)
+    gone = await deleted_customers(shop_id, among("platform_id", customers))
+    context = await shop_context(shop_id, settings)
+    context = dataclasses.replace(context, currency=context.currency or currency or None)
+    orders, order_rows, reconciliation = await load_orders(shop_id, gone, context, scope)
+    catalog = pd.DataFrame({"product_id": pd.Series(dtype=object), "available": pd.Series(dtype=bool),
+                            "price": pd.Series(dtype=float), "product_type": pd.Series(dtype=object)})
+    lines = await load_lines(shop_id, orders, order_rows, catalog, scope)
+    return ShopFrames(orders, lines, catalog, await load_checkouts(shop_id, gone, scope), reconciliation,
+                      await load_birth_dates(shop_id, scope), await load_arms(shop_id, scope), str(shop_id))
 
 
 async def load_shop(shop_id: int, settings: "Settings | None" = None) -> ShopFrames:
@@ -324,10 +363,11 @@ async def load_shop(shop_id: int, settings: "Settings | None" = None) -> ShopFra
                       await load_birth_dates(shop_id), await load_arms(shop_id), str(shop_id))
 
 
-async def load_arms(shop_id: int) -> pd.DataFrame:
+async def load_arms(shop_id: int, scope: Among = EVERYONE) -> pd.DataFrame:
     """The shop's stored program arms (drawn once per customer and program)."""
-    raw = await columns("SELECT program, customer_id, control, entered_at FROM program_arm WHERE shop_id = ?",
-                        [shop_id], ("program", "customer_id", "control", "entered_at"), ("control",))
+    raw = await columns("SELECT program, customer_id, control, entered_at FROM program_arm WHERE shop_id = ?"
+                        + scope[0], [shop_id, *scope[1]], ("program", "customer_id", "control", "entered_at"),
+                        ("control",))
     raw["customer_id"] = raw["customer_id"].astype(str)
     raw["control"] = _bools(raw["control"]) if len(raw) else raw["control"].astype(bool)
     raw["entered_at"] = _times(raw["entered_at"]) if len(raw) else pd.Series(dtype="datetime64[ns]")

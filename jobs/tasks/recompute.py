@@ -1,6 +1,7 @@
 """The recompute task: load a shop once, run analytics and recommendations, save insights, write back the diff."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -22,24 +23,31 @@ from connector.planner import OwnerKey, OwnerState
 from connector.services import Services
 from connector.store import Applied
 from connector.writeback import WritePlan, WriteResult
-from jobs.compute import Computed, compute, desired, insight_rows
+from jobs.analytics.fit import Fit
+from jobs.compute import Computed, compute, compute_scoped, desired, insight_rows
 from jobs.cpu import run_cpu
 from jobs.tasks import automation
 from jobs.tasks.context import services
-from jobs.tasks.frames import load_shop
+from jobs.tasks.frames import load_scope, load_shop
 
 log = logging.getLogger("retention.recompute")
 
-# Shop cursors. Population models (BG/NBD, Gamma-Gamma, RFM ranks, top-% segments, co-occurrence) are refit on every
-# run, so a few new orders nudge almost everyone's values. Writing that drift on every run would touch every owner:
-# a scoped run writes only the customers whose data changed, and a full run (every refit_hours) writes the drift.
+# Shop cursors. Population models (BG/NBD, Gamma-Gamma, RFM ranks, top-% segments, co-occurrence) are refit by full
+# runs only (every refit_hours), which write the drift a refit gives almost everyone. Between them a scoped run
+# scores just the customers whose data changed against the stored fit, and writes only them.
 FULL_REFIT_AT = "full_refit_at"  # when the last full run planned every owner
 PLAN_SETTINGS = "plan_settings"  # digest of the settings that full run planned with
 PLANNED_THROUGH = "planned_through"  # customers changed after this time are not written yet
+FIT = "fit"  # the shop_insight document holding the last full run's fit (jobs.analytics.fit.Fit)
+# More changed customers than this (or than a fifth of the shop) and a scoped run stops paying off: run full.
+SCOPED_MAX = 5_000
+# A shop this small refits on every run (a second or two): its KPIs, charts and programs' lift stay current between
+# refits. Its write plan stays scoped to the changed customers all the same.
+SCOPED_MIN_CUSTOMERS = 2_000
 
 
-async def save_insights(shop_id: int, computed: Computed, at: datetime) -> int:
-    """Store every customer's insight and the shop's (models, KPIs, related products)."""
+async def save_insights(shop_id: int, computed: Computed, at: datetime, settings: Settings) -> int:
+    """Store every customer's insight and the shop's (models, KPIs, related products, the fit for scoped runs)."""
     summary = computed.analysis.to_json_dict()
     model_keys = ("as_of", "model", "bgnbd", "gamma_gamma")
     shop = {
@@ -47,7 +55,19 @@ async def save_insights(shop_id: int, computed: Computed, at: datetime) -> int:
         "model": json.dumps({k: summary.get(k) for k in model_keys}),
         "related_products": json.dumps(computed.related),
     }
+    fit = computed.analysis.fit
+    if fit is not None:
+        shop[FIT] = json.dumps(dataclasses.replace(fit, settings=plan_settings(settings)).to_json())
     return await insights.save(shop_id, insight_rows(computed), shop, at)
+
+
+async def stored_fit(shop_id: int, settings: Settings) -> Fit | None:
+    """The last full run's fit, if one is stored, of this version and made with these settings."""
+    row = await insights.shop(shop_id, FIT)
+    fit = None if row is None else Fit.from_json(row.data)
+    if fit is None or fit.settings != plan_settings(settings) or fit.buyers == 0:
+        return None
+    return fit
 
 
 def plan_settings(settings: Settings) -> str:
@@ -96,9 +116,11 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
                     full: bool = False) -> dict[str, Any]:
     """Load → analyse → save insights → plan (full or scoped) → write (active shops only) → record what was accepted.
 
-    Insights are saved for everyone on every run; only the write plan is scoped. A full run (forced, first, settings
-    changed, or refit_hours after the last) plans every owner. A customer whose write failed is stamped as changed,
-    so the next run, scoped or full, plans them again; a product's failed write waits for the next full run.
+    A full run (forced, first, settings changed, refit_hours after the last, no stored fit, or too many changes)
+    refits the population models, saves every insight and the fit, and plans every owner. Otherwise only the
+    customers changed since the last plan are loaded, scored against the stored fit (no refit), saved and planned;
+    with none changed nothing is loaded at all. A customer whose write failed is stamped as changed, so the next run,
+    scoped or full, plans them again; a product's failed write waits for the next full run.
     """
     started = time.perf_counter()
     row = await ShopRow.get_or_none(id=shop_id)
@@ -113,8 +135,21 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
     planned_through = row.cursors.get(PLANNED_THROUGH)
     full = full or planned_through is None or full_refit_due(row.cursors, settings, through, shop_id)
     scope = None if full else await changed_since(shop_id, datetime.fromisoformat(str(planned_through)))
-    with _without_cyclic_gc():
-        summary, plan, written, computed = await _analyse_and_plan(settings, row, as_of, started, scope)
+    computed: Computed | None = None
+    if scope is not None and not scope:  # nothing changed since the last plan: nothing to load, score or write
+        summary: dict[str, Any] = {"status": "ok", "run": "scoped", "scope": 0, "planned": 0, "accepted": 0,
+                                   "failed": 0, "seconds": {}}
+        plan = WritePlan()
+        written: dict[OwnerKey, OwnerState] = {}
+    else:
+        fit = None if scope is None else await stored_fit(shop_id, settings)
+        if fit is None or scope is None or len(scope) > max(SCOPED_MAX, fit.customers // 5):
+            # No fit to score against (a first run, new settings) or too many changes to pay off: a full refit.
+            full, scope, fit = True, None, None
+        elif fit.customers < SCOPED_MIN_CUSTOMERS:
+            fit = None  # refit and save everyone, plan the scope
+        with _without_cyclic_gc():
+            summary, plan, written, computed = await _analyse_and_plan(settings, row, as_of, started, scope, fit)
     # Read the shop again: an uninstall that arrived during the computation must stop the write.
     current = await ShopRow.get_or_none(id=shop_id)
     sent = settings.writeback.enabled and current is not None and current.state == InstallState.ACTIVE.value
@@ -149,18 +184,20 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
         if refused:
             await store.mark_changed(shop_id, refused)
     if current is not None:
-        summary.update(await automation.after_recompute(settings, adapters[Platform(current.platform)], current,
-                                                        computed, as_of, full, sent))
+        adapter = adapters[Platform(current.platform)]
+        summary.update(await automation.after_recompute(settings, adapter, current, computed, as_of, full, sent, scope)
+                       if computed is not None else await automation.send_pending(settings, adapter, current, sent))
         # The mark moves only when the plan reached the platform (or was empty): with write-back off or a shop not
         # active, the changes stay in scope and are written once writing is possible.
-        cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent else {}
+        # With nothing changed it moves all the same: no change before `through` can be left out.
+        cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent or computed is None else {}
         if full:
             cursors.update({FULL_REFIT_AT: through.isoformat(), PLAN_SETTINGS: plan_settings(settings)})
         if cursors:
             await shops.set_cursors(shop_id, cursors)
     summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
-    # What the last run planned and the platform accepted, for the admin and for operators.
-    await insights.set_shop(shop_id, "last_run", summary)
+    if computed is not None:  # what the last run planned and the platform accepted, for the admin and operators
+        await insights.set_shop(shop_id, "last_run", summary)
     return summary
 
 
@@ -187,27 +224,43 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, started: float,
-                            scope: set[str] | None) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState], Computed]:
-    """Scope None: plan every owner. Otherwise only these customers, gone ones included, and no product."""
+                            scope: set[str] | None, fit: Fit | None = None,
+                            ) -> tuple[dict[str, Any], WritePlan, dict[OwnerKey, OwnerState], Computed]:
+    """Scope None: refit, save and plan every owner. A scope and a `fit`: load, score against the fit, save and plan
+    only these customers, gone ones included, and no product. A scope without a fit (a small shop): refit and save
+    everyone, plan only the scope."""
     shop_id = row.id
-    frames = await load_shop(shop_id, settings)
+    if scope is None or fit is None:
+        frames = await load_shop(shop_id, settings)
+    else:
+        frames = await load_scope(shop_id, settings, sorted(scope), fit.currency)
     loaded = time.perf_counter()
     orders = int(frames.orders["valid"].sum())
-    computed = await run_cpu(compute, frames, settings, as_of)  # off the loop: the worker still hears SIGTERM
+    if scope is None or fit is None:
+        computed = await run_cpu(compute, frames, settings, as_of)  # off the loop: the worker still hears SIGTERM
+    else:
+        kept = {r.customer_id: r.data for r in await insights.customers(shop_id, scope)}
+        computed = compute_scoped(frames, settings, as_of, fit, kept)
     if computed.new_arms is not None and len(computed.new_arms):
         await programs.save_arms(shop_id, computed.new_arms)  # before any tag says which arm: never redrawn
     del frames  # the order and line frames (a large shop's biggest objects) are not needed past the compute
     computed_at = time.perf_counter()
-    saved = await save_insights(shop_id, computed, datetime.now(timezone.utc))
+    if scope is None or fit is None:
+        saved = await save_insights(shop_id, computed, datetime.now(timezone.utc), settings)
+    else:  # only these customers; those no longer analysed (deleted, no order left) lose theirs
+        rows = insight_rows(computed)
+        dropped = scope.difference(cid for cid, _, _ in rows)
+        saved = await insights.save_customers(shop_id, rows, dropped, datetime.now(timezone.utc))
     saved_at = time.perf_counter()
-    written = await write_state.load(shop_id)
-    want = desired(settings, row.platform, computed, scope)
     owners = None if scope is None else {("customer", cid) for cid in scope}
+    written = await write_state.load(shop_id, None if scope is None else scope)
+    want = desired(settings, row.platform, computed, scope)
     managed = (settings.writeback.tag_prefix, *await shop_settings.retired_prefixes(shop_id))
     plan = planner.plan(want, written, managed_prefix=managed, owners=owners)
     summary: dict[str, Any] = {
         "status": "ok", "model": computed.analysis.model, "orders": orders,
-        "customers": saved, "run": "full" if scope is None else "scoped",
+        # A scoped run saw only its customers: the shop's count stays the last full run's (the app home shows it).
+        "customers": saved if fit is None else fit.customers, "run": "full" if scope is None else "scoped",
         "scope": len(set(want) | set(written)) if owners is None else len(owners),
         "planned": len(plan), "accepted": 0, "failed": 0,
         "segments": {name: int(computed.analysis.segments[name].sum()) for name in computed.analysis.segments.columns},

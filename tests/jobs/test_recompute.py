@@ -54,7 +54,7 @@ async def test_six_hundred_repeat_customers_fit_bgnbd_and_every_buyer_gets_an_in
     assert summary["status"] == "ok" and str(summary["model"]).startswith("bgnbd")
     assert summary["customers"] == 600 == await CustomerInsightRow.filter(shop_id=shop_id).count()
     assert {r.name for r in await ShopInsightRow.filter(shop_id=shop_id)} == {"kpis", "model", "related_products",
-                                                                             "last_run"}
+                                                                             "last_run", "fit"}
     rows = await CustomerInsightRow.filter(shop_id=shop_id).values("customer_id", "data", "segments")
     for name in ("repeat", "vip", "rfm_champions"):
         assert sum(name in r["segments"] for r in rows) == summary["segments"][name] > 0
@@ -195,7 +195,7 @@ async def test_an_empty_shop_recomputes_to_nothing(settings: Settings) -> None:
     shop_id = await new_shop(settings)
     summary = await recompute(settings, REGISTRY, shop_id, AS_OF)
     assert summary["customers"] == 0 and summary["planned"] == 0
-    assert await ShopInsightRow.filter(shop_id=shop_id).count() == 4
+    assert await ShopInsightRow.filter(shop_id=shop_id).count() == 5  # kpis, model, related, fit, last_run
 
 
 
