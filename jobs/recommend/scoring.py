@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from jobs.recommend.cooccurrence import top_n_per_row
 from jobs.recommend.model import REASONS, RecommendModel
-from jobs.recommend.tifu import blended_blocks
+from jobs.recommend.tifu import blended_blocks, dense_top
 
 COLUMNS: list[str] = ["customer_id", "rank", "product_id", "score", "reason", "because_of"]
 LIST_COLUMNS: list[str] = ["customer_id", "list", "rank", "product_id", "score", "reason", "because_of",
@@ -25,6 +25,9 @@ LIST_COLUMNS: list[str] = ["customer_id", "list", "rank", "product_id", "score",
 LISTS: tuple[str, ...] = ("buy_again", "cross_sell", "up_sell")
 _PIN = 1e6  # pinned products score above anything the model computes
 _POPULAR = 200  # most popular products offered as cross-sell candidates to everyone
+_TOGETHER = 300  # bought-together candidates kept per customer
+# Best-scored candidates per customer kept before the bans and the final top k (the neighbours' mean is exact).
+_CANDIDATES = 200
 
 
 @dataclass
@@ -52,20 +55,45 @@ def _blocks(model: RecommendModel, rows: np.ndarray) -> Iterator[_Block]:
     alpha = s.tifu.alpha
     # Staples re-bought by many are likelier to be re-bought by this customer too: a mild popularity prior.
     prior = sp.diags(1.0 + s.blend.popularity_prior * np.log1p(model.popularity.astype(np.float64)))
+    weighted = s.blend.popularity_prior != 0.0
     for these, own, near in blended_blocks(model.vectors, rows, model.pool, s.tifu, block=128,
                                            keep_items=s.tifu.neighbor_items, near_top=s.tifu.neighbor_items):
         penalty = model.timing[these].tocsr()
         penalty.data = penalty.data - 1.0  # factor - 1 where a re-bought product is not due yet
-        personal = ((own + own.multiply(penalty)) @ prior).tocsr() * alpha
+        personal = own + own.multiply(penalty)
+        personal = (personal @ prior if weighted else personal).tocsr() * alpha
+        near = (near @ prior if weighted else near).tocsr() * (1.0 - alpha)
         seeds = model.seeds[these]
         n = len(these)
         trend = sp.csr_matrix((np.tile(s.blend.trending * model.trending_score, n),
                                (np.repeat(np.arange(n), len(model.trending)), np.tile(model.trending, n))),
                               shape=own.shape)
-        yield _Block(these, personal, (near @ prior).tocsr() * (1.0 - alpha),
-                     top_n_per_row((seeds @ model.related).tocsr(), s.tifu.neighbor_items) * s.blend.bought_together,
+        yield _Block(these, personal, near, _together(model, seeds, s.blend.bought_together),
                      (seeds @ model.upgrade).tocsr() * s.blend.upgrade, trend,
                      model.owned[these].tocsr(), model.blocked[these].tocsr())
+
+
+def _together(model: RecommendModel, seeds: sp.csr_matrix, weight: float) -> sp.csr_matrix:
+    """Bought-together strength of products to the customers' seed products, times weight (none at weight 0)."""
+    if weight == 0.0:
+        return sp.csr_matrix((seeds.shape[0], len(model.product_ids)))
+    return top_n_per_row((seeds @ model.related).tocsr(), _TOGETHER) * weight
+
+
+def _best(parts: tuple[sp.csr_matrix, ...], n: int, drop: sp.csr_matrix | None = None) -> sp.csr_matrix:
+    """The n best candidates per row of the sum of the parts, minus the stored entries of `drop`.
+
+    Summed densely per block: the neighbours' exact mean reaches a large share of the catalogue.
+    """
+    total = np.zeros(parts[0].shape)
+    for part in parts:
+        # Sparse products, sums and COO->CSR conversions hold no duplicate entries: a plain scatter-add is exact.
+        m = part.tocsr()
+        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices] += m.data
+    if drop is not None and drop.nnz:
+        m = drop.tocsr()
+        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices] = 0.0
+    return dense_top(total, n)
 
 
 def _has(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -174,8 +202,8 @@ def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: i
     once = ~_rebought(model) if model.settings.skip_never_rebought else None
     repeat = _repeat(model)
     for block in _blocks(model, np.unique(codes[codes >= 0])):
-        total = block.personal + block.near + block.together + block.upgrade + block.trending
-        picked = _rank(model, block, total.tocsr(), k, allow_owned=True, drop=once)
+        total = _best(block.parts, max(_CANDIDATES, 4 * k))
+        picked = _rank(model, block, total, k, allow_owned=True, drop=once)
         row, col = picked[0], picked[1]
         # A product the customer bought is there because they buy it; a new one for whatever brought it most.
         reasons = np.where(_has(block.owned, row, col), 1, _reasons(block, row, col, (2, 3, 4, 5)))
@@ -228,10 +256,11 @@ def lists(model: RecommendModel, customer_ids: list[str] | None = None, n: int |
     rows = np.unique(codes[codes >= 0])
     frames = [_buy_again(model, rows, n)]
     for block in _blocks(model, rows):
-        together = top_n_per_row((model.seeds[block.rows] @ model.related).tocsr(), model.settings.tifu.neighbor_items)
-        block = dataclasses.replace(block, together=together * model.settings.blend.cross_sell_together,
+        together = _together(model, model.seeds[block.rows], model.settings.blend.cross_sell_together)
+        block = dataclasses.replace(block, together=together,
                                     trending=block.trending + _popular(model, len(block.rows)))
-        cross = (block.near + block.together + block.trending).tocsr()
+        # Owned products are banned from cross_sell: dropped before the best candidates are kept.
+        cross = _best((block.near, block.together, block.trending), max(_CANDIDATES, 4 * n), drop=block.owned)
         picked = _rank(model, block, cross, n, allow_owned=False)
         reasons = _reasons(block, picked[0], picked[1], (2, 3, 5))
         because = np.full(len(picked[0]), -1, dtype=np.int64)
