@@ -112,16 +112,23 @@ def _at(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
 
 
 def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, allow_owned: bool,
-          drop: np.ndarray | None = None, pins: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Top k (row, col, score, rank) per row of `total` after bans; pins first where allowed."""
+          drop: np.ndarray | None = None, pins: bool = True, fill: sp.csr_matrix | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Top k (row, col, score, rank) per row of `total` after bans; pins first where allowed; the candidates of
+    `fill` only after every candidate of `total` (they fill, never displace)."""
     m = total.tocoo()
     row, col, val = m.row.astype(np.int64), m.col.astype(np.int64), m.data.astype(np.float64)
+    tier = np.zeros(len(row), dtype=np.int64)
+    if fill is not None:
+        f = fill.tocoo()
+        row, col = np.concatenate([row, f.row]).astype(np.int64), np.concatenate([col, f.col]).astype(np.int64)
+        val, tier = np.concatenate([val, f.data]), np.concatenate([tier, np.ones(f.nnz, dtype=np.int64)])
     ok = model.available[col] & (val > 0) & ~_has(block.blocked, row, col)
     if not allow_owned:
         ok &= ~_has(block.owned, row, col)
     if drop is not None:
         ok &= ~drop[col] | ~_has(block.owned, row, col)
-    row, col, val = row[ok], col[ok], val[ok]
+    row, col, val, tier = row[ok], col[ok], val[ok], tier[ok]
     n = len(block.rows)
     for i, product in enumerate(model.pinned if pins else ()):
         pin_rows = np.arange(n)
@@ -131,7 +138,8 @@ def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, al
         row = np.concatenate([row, pin_rows[good]])
         col = np.concatenate([col, np.full(int(good.sum()), product)])
         val = np.concatenate([val, np.full(int(good.sum()), _PIN * (len(model.pinned) - i))])
-    order = np.lexsort((col, -val, row))
+        tier = np.concatenate([tier, np.zeros(int(good.sum()), dtype=np.int64)])
+    order = np.lexsort((col, -val, tier, row))
     row, col, val = row[order], col[order], val[order]
     # A pin that is also a model pick appears twice: keep its first (pinned) entry only.
     key = row * len(model.product_ids) + col
@@ -202,8 +210,9 @@ def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: i
     once = ~_rebought(model) if model.settings.skip_never_rebought else None
     repeat = _repeat(model)
     for block in _blocks(model, np.unique(codes[codes >= 0])):
-        total = _best(block.parts, max(_CANDIDATES, 4 * k))
-        picked = _rank(model, block, total, k, allow_owned=True, drop=once)
+        # TIFU-KNN's score (timing-adjusted within near-ties) decides; trending only fills what it leaves empty.
+        total = _best(block.parts[:4], max(_CANDIDATES, 4 * k))
+        picked = _rank(model, block, total, k, allow_owned=True, drop=once, fill=block.trending)
         row, col = picked[0], picked[1]
         # A product the customer bought is there because they buy it; a new one for whatever brought it most.
         reasons = np.where(_has(block.owned, row, col), 1, _reasons(block, row, col, (2, 3, 4, 5)))
