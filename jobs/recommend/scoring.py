@@ -58,10 +58,7 @@ def _blocks(model: RecommendModel, rows: np.ndarray) -> Iterator[_Block]:
     weighted = s.blend.popularity_prior != 0.0
     for these, own, near in blended_blocks(model.vectors, rows, model.pool, s.tifu, block=128,
                                            keep_items=s.tifu.neighbor_items, near_top=s.tifu.neighbor_items):
-        penalty = model.timing[these].tocsr()
-        penalty.data = penalty.data - 1.0  # factor - 1 where a re-bought product is not due yet
-        personal = own + own.multiply(penalty)
-        personal = (personal @ prior if weighted else personal).tocsr() * alpha
+        personal = (own @ prior if weighted else own).tocsr() * alpha
         near = (near @ prior if weighted else near).tocsr() * (1.0 - alpha)
         seeds = model.seeds[these]
         n = len(these)
@@ -210,9 +207,10 @@ def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: i
     once = ~_rebought(model) if model.settings.skip_never_rebought else None
     repeat = _repeat(model)
     for block in _blocks(model, np.unique(codes[codes >= 0])):
-        # TIFU-KNN's score (timing-adjusted within near-ties) decides; trending only fills what it leaves empty.
+        # TIFU-KNN's score decides which products make the list; trending only fills what it leaves empty.
         total = _best(block.parts[:4], max(_CANDIDATES, 4 * k))
-        picked = _rank(model, block, total, k, allow_owned=True, drop=once, fill=block.trending)
+        picked = _by_timing(model, block, total, _rank(model, block, total, k, allow_owned=True, drop=once,
+                                                       fill=block.trending))
         row, col = picked[0], picked[1]
         # A product the customer bought is there because they buy it; a new one for whatever brought it most.
         reasons = np.where(_has(block.owned, row, col), 1, _reasons(block, row, col, (2, 3, 4, 5)))
@@ -239,6 +237,25 @@ def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: i
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     return pd.concat(frames, ignore_index=True)[COLUMNS]
+
+
+def _by_timing(model: RecommendModel, block: _Block, total: sp.csr_matrix,
+               picked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The picks reordered within each list by the timing model: a re-bought product not due yet is scored down to
+    `due_floor` x its score. It reorders the list, never changes what is in it; pins and fills keep their places."""
+    row, col, val, rank = picked
+    factor = np.ones(len(row))
+    slow = _has(model.timing, block.rows[row], col)
+    factor[slow] = _at(model.timing, block.rows[row[slow]], col[slow])
+    fixed = (val >= _PIN) | ~_has(total, row, col)
+    val = np.where(fixed, val, val * factor)
+    # Pins keep their lead and fills stay below the model's picks: only the model's picks move among themselves.
+    group = np.where(val >= _PIN, 0, np.where(fixed, 2, 1))
+    order = np.lexsort((col, np.where(group == 1, -val, rank), group, row))
+    row, col, val = row[order], col[order], val[order]
+    starts = np.searchsorted(row, np.arange(len(block.rows)))
+    return row, col, val, np.arange(len(row)) - starts[row] + 1
 
 
 def _rebought(model: RecommendModel) -> np.ndarray:
