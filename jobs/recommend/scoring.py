@@ -108,6 +108,12 @@ def _at(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
     return np.asarray(matrix[row, col], dtype=np.float64).ravel()
 
 
+def _tied(val: np.ndarray) -> np.ndarray:
+    """Scores rounded so that equal sums added up in another order tie (then the more popular product leads)."""
+    rounded: np.ndarray = np.round(val, 12)
+    return rounded
+
+
 def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, allow_owned: bool,
           drop: np.ndarray | None = None, pins: bool = True, fill: sp.csr_matrix | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +142,7 @@ def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, al
         col = np.concatenate([col, np.full(int(good.sum()), product)])
         val = np.concatenate([val, np.full(int(good.sum()), _PIN * (len(model.pinned) - i))])
         tier = np.concatenate([tier, np.zeros(int(good.sum()), dtype=np.int64)])
-    order = np.lexsort((col, -val, tier, row))
+    order = np.lexsort((col, -model.popularity[col], -_tied(val), tier, row))
     row, col, val = row[order], col[order], val[order]
     # A pin that is also a model pick appears twice: keep its first (pinned) entry only.
     key = row * len(model.product_ids) + col
@@ -252,7 +258,7 @@ def _by_timing(model: RecommendModel, block: _Block, total: sp.csr_matrix,
     val = np.where(fixed, val, val * factor)
     # Pins keep their lead and fills stay below the model's picks: only the model's picks move among themselves.
     group = np.where(val >= _PIN, 0, np.where(fixed, 2, 1))
-    order = np.lexsort((col, np.where(group == 1, -val, rank), group, row))
+    order = np.lexsort((col, -model.popularity[col], np.where(group == 1, -_tied(val), rank), group, row))
     row, col, val = row[order], col[order], val[order]
     starts = np.searchsorted(row, np.arange(len(block.rows)))
     return row, col, val, np.arange(len(row)) - starts[row] + 1
