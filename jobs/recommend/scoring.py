@@ -1,8 +1,8 @@
 """Scoring a fitted model: the blended next-basket list and the buy_again / cross_sell / up_sell lists.
 
-The customer's own time-decayed frequency (TIFU) is the backbone; the timing model scales a re-bought product
-between `due_floor` and 1 (it reorders, it never removes); neighbours' vectors, bought-together and up-sell
-add candidates; trending products only fill what is left. Pins lead, exclusions, refunds and unavailable
+TIFU-KNN's personal + neighbour score decides which products make the blended list; the timing model then
+reorders them (a re-bought product not due yet weighs `due_floor` to 1), never changing which; trending products
+only fill what is left; exact ties go to the more popular product. Pins lead, exclusions, refunds and unavailable
 products never appear, and every list holds a product (never a variant) at most once.
 """
 from __future__ import annotations
