@@ -61,9 +61,11 @@ class TifuSettings:
     group_decay: float = 0.7
     neighbors: int = 300
     alpha: float = 0.7
-    # ours: 0 = the neighbours' exact mean, as the baseline (on completejourney's validation split keeping each
-    # neighbour's 300 strongest products cost 0.0005 Recall@10); > 0 bounds the work on huge catalogues.
-    neighbor_items: int = 0
+    # ours: the neighbours' exact mean when the pool has at most exact_pool customers, as the baseline; beyond, each
+    # neighbour contributes its neighbor_items strongest products (bounds the work; on completejourney's
+    # validation split this pruning cost 0.0005 Recall@10).
+    exact_pool: int = 3_000
+    neighbor_items: int = 300
     pool: int = 5_000  # most active customers that can serve as neighbours (bounds time on large shops)
 
 

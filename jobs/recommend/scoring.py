@@ -56,8 +56,10 @@ def _blocks(model: RecommendModel, rows: np.ndarray) -> Iterator[_Block]:
     # Staples re-bought by many are likelier to be re-bought by this customer too: a mild popularity prior.
     prior = sp.diags(1.0 + s.blend.popularity_prior * np.log1p(model.popularity.astype(np.float64)))
     weighted = s.blend.popularity_prior != 0.0
+    # The neighbours' exact mean, as the baseline, unless the pool is too large for it.
+    keep = s.tifu.neighbor_items if len(model.pool) > s.tifu.exact_pool else 0
     for these, own, near in blended_blocks(model.vectors, rows, model.pool, s.tifu, block=128,
-                                           keep_items=s.tifu.neighbor_items, near_top=s.tifu.neighbor_items):
+                                           keep_items=keep, near_top=keep):
         personal = (own @ prior if weighted else own).tocsr() * alpha
         near = (near @ prior if weighted else near).tocsr() * (1.0 - alpha)
         seeds = model.seeds[these]
@@ -82,15 +84,21 @@ def _best(parts: tuple[sp.csr_matrix, ...], n: int, drop: sp.csr_matrix | None =
 
     Summed densely per block: the neighbours' exact mean reaches a large share of the catalogue.
     """
-    total = np.zeros(parts[0].shape)
-    for part in parts:
+    csrs = [part.tocsr() for part in parts]
+    # Only the columns some part reaches are summed densely (large catalogues: a small share per block).
+    columns = np.unique(np.concatenate([m.indices for m in csrs]))
+    where = np.searchsorted(columns, np.arange(parts[0].shape[1])) if len(columns) else np.zeros(0, np.int64)
+    total = np.zeros((parts[0].shape[0], len(columns)))
+    for m in csrs:
         # Sparse products, sums and COO->CSR conversions hold no duplicate entries: a plain scatter-add is exact.
-        m = part.tocsr()
-        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices] += m.data
-    if drop is not None and drop.nnz:
+        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), where[m.indices]] += m.data
+    if drop is not None and drop.nnz and len(columns):
         m = drop.tocsr()
-        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices] = 0.0
-    return dense_top(total, n)
+        at = np.minimum(where[m.indices], len(columns) - 1)
+        hit = columns[at] == m.indices
+        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[hit], at[hit]] = 0.0
+    best = dense_top(total, n).tocoo()
+    return sp.csr_matrix((best.data, (best.row, columns[best.col])), shape=parts[0].shape)
 
 
 def _has(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
