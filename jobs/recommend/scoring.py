@@ -85,6 +85,13 @@ def _best(parts: tuple[sp.csr_matrix, ...], n: int, drop: sp.csr_matrix | None =
     Summed densely per block: the neighbours' exact mean reaches a large share of the catalogue.
     """
     csrs = [part.tocsr() for part in parts]
+    if sum(m.nnz for m in csrs) <= 4 * n * parts[0].shape[0]:  # few candidates (pruned neighbours): stay sparse
+        summed = sp.csr_matrix(parts[0].shape)
+        for m in csrs:
+            summed = summed + m
+        if drop is not None and drop.nnz:
+            summed = summed - summed.multiply(drop.astype(bool))
+        return top_n_per_row(summed.tocsr(), n, dtype=np.float64)
     # Only the columns some part reaches are summed densely (large catalogues: a small share per block).
     columns = np.unique(np.concatenate([m.indices for m in csrs]))
     where = np.searchsorted(columns, np.arange(parts[0].shape[1])) if len(columns) else np.zeros(0, np.int64)
