@@ -4,7 +4,7 @@ store, and next-basket metrics of ours and every baseline on completejourney and
 Every measured step runs in its own subprocess so that ru_maxrss is the peak of that step alone.
 completejourney is read with the documented mapping customer_id=household_id, order_id=basket_id,
 processed_at=transaction_timestamp, amount=sales_value (product_type from products.csv.gz). Hyper-parameters
-were chosen on completejourney's validation split (second-to-last orders); instacart_sample is untouched.
+were chosen on completejourney's validation split (second-to-last orders), never on instacart_sample.
 """
 from __future__ import annotations
 

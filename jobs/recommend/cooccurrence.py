@@ -10,21 +10,21 @@ from connector.recommend_settings import CrossSellSettings
 _BLOCK_PAIRS = 40_000_000
 
 
-def top_n_per_row(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
-    """Keep the n largest entries of every row of a CSR matrix."""
+def top_n_per_row(matrix: sp.csr_matrix, n: int, dtype: type = np.float32) -> sp.csr_matrix:
+    """Keep the n largest entries of every row of a CSR matrix, as `dtype`."""
     matrix = matrix.tocsr()
     matrix.eliminate_zeros()
     lengths = np.diff(matrix.indptr)
     if n <= 0 or matrix.nnz == 0:
-        return sp.csr_matrix(matrix.shape, dtype=np.float32)
+        return sp.csr_matrix(matrix.shape, dtype=dtype)
     if lengths.max(initial=0) <= n:
-        return matrix.astype(np.float32)
+        return matrix.astype(dtype)
     rows = np.repeat(np.arange(matrix.shape[0]), lengths)
     order = np.lexsort((-matrix.data, rows))
     rank = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], lengths)
     keep = order[rank < n]  # `order` is grouped by row, so rank applies to its positions
     return sp.csr_matrix(
-        (matrix.data[keep].astype(np.float32), (rows[keep], matrix.indices[keep])), shape=matrix.shape
+        (matrix.data[keep].astype(dtype), (rows[keep], matrix.indices[keep])), shape=matrix.shape
     )
 
 

@@ -1,8 +1,8 @@
 """Scoring a fitted model: the blended next-basket list and the buy_again / cross_sell / up_sell lists.
 
-The customer's own time-decayed frequency (TIFU) is the backbone; the timing model scales a re-bought product
-between `due_floor` and 1 (it reorders, it never removes); neighbours' vectors, bought-together and up-sell
-add candidates; trending products only fill what is left. Pins lead, exclusions, refunds and unavailable
+TIFU-KNN's personal + neighbour score decides which products make the blended list; the timing model then
+reorders them (a re-bought product not due yet weighs `due_floor` to 1), never changing which; trending products
+only fill what is left; exact ties go to the more popular product. Pins lead, exclusions, refunds and unavailable
 products never appear, and every list holds a product (never a variant) at most once.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from jobs.recommend.cooccurrence import top_n_per_row
 from jobs.recommend.model import REASONS, RecommendModel
-from jobs.recommend.tifu import blended_blocks
+from jobs.recommend.tifu import blended_blocks, dense_top
 
 COLUMNS: list[str] = ["customer_id", "rank", "product_id", "score", "reason", "because_of"]
 LIST_COLUMNS: list[str] = ["customer_id", "list", "rank", "product_id", "score", "reason", "because_of",
@@ -25,6 +25,9 @@ LIST_COLUMNS: list[str] = ["customer_id", "list", "rank", "product_id", "score",
 LISTS: tuple[str, ...] = ("buy_again", "cross_sell", "up_sell")
 _PIN = 1e6  # pinned products score above anything the model computes
 _POPULAR = 200  # most popular products offered as cross-sell candidates to everyone
+_TOGETHER = 300  # bought-together candidates kept per customer
+# Best-scored candidates per customer kept before the bans and the final top k (the neighbours' mean is exact).
+_CANDIDATES = 200
 
 
 @dataclass
@@ -52,20 +55,57 @@ def _blocks(model: RecommendModel, rows: np.ndarray) -> Iterator[_Block]:
     alpha = s.tifu.alpha
     # Staples re-bought by many are likelier to be re-bought by this customer too: a mild popularity prior.
     prior = sp.diags(1.0 + s.blend.popularity_prior * np.log1p(model.popularity.astype(np.float64)))
+    weighted = s.blend.popularity_prior != 0.0
+    # The neighbours' exact mean, as the baseline, unless the pool is too large for it.
+    keep = s.tifu.neighbor_items if len(model.pool) > s.tifu.exact_pool else 0
     for these, own, near in blended_blocks(model.vectors, rows, model.pool, s.tifu, block=128,
-                                           keep_items=s.tifu.neighbor_items, near_top=s.tifu.neighbor_items):
-        penalty = model.timing[these].tocsr()
-        penalty.data = penalty.data - 1.0  # factor - 1 where a re-bought product is not due yet
-        personal = ((own + own.multiply(penalty)) @ prior).tocsr() * alpha
+                                           keep_items=keep, near_top=keep):
+        personal = (own @ prior if weighted else own).tocsr() * alpha
+        near = (near @ prior if weighted else near).tocsr() * (1.0 - alpha)
         seeds = model.seeds[these]
         n = len(these)
         trend = sp.csr_matrix((np.tile(s.blend.trending * model.trending_score, n),
                                (np.repeat(np.arange(n), len(model.trending)), np.tile(model.trending, n))),
                               shape=own.shape)
-        yield _Block(these, personal, (near @ prior).tocsr() * (1.0 - alpha),
-                     top_n_per_row((seeds @ model.related).tocsr(), s.tifu.neighbor_items) * s.blend.bought_together,
+        yield _Block(these, personal, near, _together(model, seeds, s.blend.bought_together),
                      (seeds @ model.upgrade).tocsr() * s.blend.upgrade, trend,
                      model.owned[these].tocsr(), model.blocked[these].tocsr())
+
+
+def _together(model: RecommendModel, seeds: sp.csr_matrix, weight: float) -> sp.csr_matrix:
+    """Bought-together strength of products to the customers' seed products, times weight (none at weight 0)."""
+    if weight == 0.0:
+        return sp.csr_matrix((seeds.shape[0], len(model.product_ids)))
+    return top_n_per_row((seeds @ model.related).tocsr(), _TOGETHER) * weight
+
+
+def _best(parts: tuple[sp.csr_matrix, ...], n: int, drop: sp.csr_matrix | None = None) -> sp.csr_matrix:
+    """The n best candidates per row of the sum of the parts, minus the stored entries of `drop`.
+
+    Summed densely per block: the neighbours' exact mean reaches a large share of the catalogue.
+    """
+    csrs = [part.tocsr() for part in parts]
+    if sum(m.nnz for m in csrs) <= 4 * n * parts[0].shape[0]:  # few candidates (pruned neighbours): stay sparse
+        summed = sp.csr_matrix(parts[0].shape)
+        for m in csrs:
+            summed = summed + m
+        if drop is not None and drop.nnz:
+            summed = summed - summed.multiply(drop.astype(bool))
+        return top_n_per_row(summed.tocsr(), n, dtype=np.float64)
+    # Only the columns some part reaches are summed densely (large catalogues: a small share per block).
+    columns = np.unique(np.concatenate([m.indices for m in csrs]))
+    where = np.searchsorted(columns, np.arange(parts[0].shape[1])) if len(columns) else np.zeros(0, np.int64)
+    total = np.zeros((parts[0].shape[0], len(columns)))
+    for m in csrs:
+        # Sparse products, sums and COO->CSR conversions hold no duplicate entries: a plain scatter-add is exact.
+        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), where[m.indices]] += m.data
+    if drop is not None and drop.nnz and len(columns):
+        m = drop.tocsr()
+        at = np.minimum(where[m.indices], len(columns) - 1)
+        hit = columns[at] == m.indices
+        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[hit], at[hit]] = 0.0
+    best = dense_top(total, n).tocoo()
+    return sp.csr_matrix((best.data, (best.row, columns[best.col])), shape=parts[0].shape)
 
 
 def _has(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -83,17 +123,30 @@ def _at(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
     return np.asarray(matrix[row, col], dtype=np.float64).ravel()
 
 
+def _tied(val: np.ndarray) -> np.ndarray:
+    """Scores rounded so that equal sums added up in another order tie (then the more popular product leads)."""
+    rounded: np.ndarray = np.round(val, 12)
+    return rounded
+
+
 def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, allow_owned: bool,
-          drop: np.ndarray | None = None, pins: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Top k (row, col, score, rank) per row of `total` after bans; pins first where allowed."""
+          drop: np.ndarray | None = None, pins: bool = True, fill: sp.csr_matrix | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Top k (row, col, score, rank) per row of `total` after bans; pins first where allowed; the candidates of
+    `fill` only after every candidate of `total` (they fill, never displace)."""
     m = total.tocoo()
     row, col, val = m.row.astype(np.int64), m.col.astype(np.int64), m.data.astype(np.float64)
+    tier = np.zeros(len(row), dtype=np.int64)
+    if fill is not None:
+        f = fill.tocoo()
+        row, col = np.concatenate([row, f.row]).astype(np.int64), np.concatenate([col, f.col]).astype(np.int64)
+        val, tier = np.concatenate([val, f.data]), np.concatenate([tier, np.ones(f.nnz, dtype=np.int64)])
     ok = model.available[col] & (val > 0) & ~_has(block.blocked, row, col)
     if not allow_owned:
         ok &= ~_has(block.owned, row, col)
     if drop is not None:
         ok &= ~drop[col] | ~_has(block.owned, row, col)
-    row, col, val = row[ok], col[ok], val[ok]
+    row, col, val, tier = row[ok], col[ok], val[ok], tier[ok]
     n = len(block.rows)
     for i, product in enumerate(model.pinned if pins else ()):
         pin_rows = np.arange(n)
@@ -103,7 +156,8 @@ def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, al
         row = np.concatenate([row, pin_rows[good]])
         col = np.concatenate([col, np.full(int(good.sum()), product)])
         val = np.concatenate([val, np.full(int(good.sum()), _PIN * (len(model.pinned) - i))])
-    order = np.lexsort((col, -val, row))
+        tier = np.concatenate([tier, np.zeros(int(good.sum()), dtype=np.int64)])
+    order = np.lexsort((col, -model.popularity[col], -_tied(val), tier, row))
     row, col, val = row[order], col[order], val[order]
     # A pin that is also a model pick appears twice: keep its first (pinned) entry only.
     key = row * len(model.product_ids) + col
@@ -174,8 +228,10 @@ def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: i
     once = ~_rebought(model) if model.settings.skip_never_rebought else None
     repeat = _repeat(model)
     for block in _blocks(model, np.unique(codes[codes >= 0])):
-        total = block.personal + block.near + block.together + block.upgrade + block.trending
-        picked = _rank(model, block, total.tocsr(), k, allow_owned=True, drop=once)
+        # TIFU-KNN's score decides which products make the list; trending only fills what it leaves empty.
+        total = _best(block.parts[:4], max(_CANDIDATES, 4 * k))
+        picked = _by_timing(model, block, total, _rank(model, block, total, k, allow_owned=True, drop=once,
+                                                       fill=block.trending))
         row, col = picked[0], picked[1]
         # A product the customer bought is there because they buy it; a new one for whatever brought it most.
         reasons = np.where(_has(block.owned, row, col), 1, _reasons(block, row, col, (2, 3, 4, 5)))
@@ -204,6 +260,25 @@ def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: i
     return pd.concat(frames, ignore_index=True)[COLUMNS]
 
 
+def _by_timing(model: RecommendModel, block: _Block, total: sp.csr_matrix,
+               picked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The picks reordered within each list by the timing model: a re-bought product not due yet is scored down to
+    `due_floor` x its score. It reorders the list, never changes what is in it; pins and fills keep their places."""
+    row, col, val, rank = picked
+    factor = np.ones(len(row))
+    slow = _has(model.timing, block.rows[row], col)
+    factor[slow] = _at(model.timing, block.rows[row[slow]], col[slow])
+    fixed = (val >= _PIN) | ~_has(total, row, col)
+    val = np.where(fixed, val, val * factor)
+    # Pins keep their lead and fills stay below the model's picks: only the model's picks move among themselves.
+    group = np.where(val >= _PIN, 0, np.where(fixed, 2, 1))
+    order = np.lexsort((col, -model.popularity[col], np.where(group == 1, -_tied(val), rank), group, row))
+    row, col, val = row[order], col[order], val[order]
+    starts = np.searchsorted(row, np.arange(len(block.rows)))
+    return row, col, val, np.arange(len(row)) - starts[row] + 1
+
+
 def _rebought(model: RecommendModel) -> np.ndarray:
     """Products at least one customer bought in two or more orders."""
     again = np.zeros(len(model.product_ids), dtype=bool)
@@ -228,10 +303,11 @@ def lists(model: RecommendModel, customer_ids: list[str] | None = None, n: int |
     rows = np.unique(codes[codes >= 0])
     frames = [_buy_again(model, rows, n)]
     for block in _blocks(model, rows):
-        together = top_n_per_row((model.seeds[block.rows] @ model.related).tocsr(), model.settings.tifu.neighbor_items)
-        block = dataclasses.replace(block, together=together * model.settings.blend.cross_sell_together,
+        together = _together(model, model.seeds[block.rows], model.settings.blend.cross_sell_together)
+        block = dataclasses.replace(block, together=together,
                                     trending=block.trending + _popular(model, len(block.rows)))
-        cross = (block.near + block.together + block.trending).tocsr()
+        # Owned products are banned from cross_sell: dropped before the best candidates are kept.
+        cross = _best((block.near, block.together, block.trending), max(_CANDIDATES, 4 * n), drop=block.owned)
         picked = _rank(model, block, cross, n, allow_owned=False)
         reasons = _reasons(block, picked[0], picked[1], (2, 3, 5))
         because = np.full(len(picked[0]), -1, dtype=np.int64)

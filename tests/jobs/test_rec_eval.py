@@ -84,3 +84,6 @@ def test_on_real_grocery_baskets_ours_keeps_up_with_personal_frequency_and_cover
     assert results["ours"]["recall"] >= 0.97 * results["P-TopFreq"]["recall"]
     assert results["ours"]["recall"] > 1.4 * results["G-TopFreq"]["recall"]
     assert results["ours"]["coverage"] >= 3 * results["G-TopFreq"]["coverage"]
+    # The blended list is TIFU-KNN's selection, reordered by timing: never worse than it overall.
+    assert results["TIFU-KNN"]["recall"] > results["P-TopFreq"]["recall"]
+    assert results["ours"]["recall"] >= results["TIFU-KNN"]["recall"]

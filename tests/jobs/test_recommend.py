@@ -15,6 +15,8 @@ from jobs.recommend.model import REASONS, fit, related_products, upgrade_product
 from jobs.recommend.scoring import lists, recommend
 
 AS_OF = pd.Timestamp("2026-11-23")
+# The merchant option that keeps one-off purchases nobody re-buys (a kettle) out of the blended list (off by default).
+ONE_OFFS = dataclasses.replace(RecommendSettings(), skip_never_rebought=True)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -96,10 +98,10 @@ def test_unavailable_products_are_never_recommended() -> None:
 def test_customers_who_own_every_available_product_get_nothing_and_others_still_do() -> None:
     lines = shop([("a", "2026-11-01", ["p1", "p2"]), ("b", "2026-11-02", ["p1"])])
     catalog = pd.DataFrame({"product_id": ["p1", "p2"], "available": [True, True]})
-    recs = recommend(fit(lines, AS_OF, catalog))
+    recs = recommend(fit(lines, AS_OF, catalog, ONE_OFFS))
     assert set(recs["customer_id"]) == {"b"}  # a bought both once: no candidate is left for them
     assert recs.loc[recs["customer_id"] == "b", "product_id"].tolist() == ["p2"]
-    alone = recommend(fit(shop([("a", "2026-11-01", ["p1"])]), AS_OF, catalog.iloc[:1]))
+    alone = recommend(fit(shop([("a", "2026-11-01", ["p1"])]), AS_OF, catalog.iloc[:1], ONE_OFFS))
     assert alone.empty
 
 
@@ -107,9 +109,12 @@ def test_one_off_purchases_are_excluded_but_regular_rebuys_come_back() -> None:
     orders = [("alice", f"2026-{m:02d}-01", ["coffee"]) for m in range(1, 11)]
     orders += [("alice", "2026-05-02", ["kettle"])]
     orders += [("bob", "2026-10-01", ["kettle", "tea"]), ("bob", "2026-11-01", ["coffee", "tea"])]
-    recs = recommend(fit(shop(orders), AS_OF), ["alice"])
+    recs = recommend(fit(shop(orders), AS_OF, settings=ONE_OFFS), ["alice"])
     assert "coffee" in set(recs["product_id"])
     assert "kettle" not in set(recs["product_id"])
+    # By default the blended list is TIFU-KNN's: the kettle keeps its place, below the coffee.
+    default = recommend(fit(shop(orders), AS_OF), ["alice"]).set_index("product_id")["rank"]
+    assert default["coffee"] < default["kettle"]
     coffee = recs[recs["product_id"] == "coffee"].iloc[0]
     assert coffee["reason"] == "due_to_reorder"
 
