@@ -87,6 +87,9 @@ async def connection(settings: Settings, shop: ShopRow | int) -> Connection:
     return Connection(shop=to_shop(row), credentials=decrypt_json(settings, row.credentials), settings=settings)
 
 
+BACKFILLED = "backfilled_at"  # cursor: when every sync kind was first pulled to its end (the history is complete)
+
+
 async def get_cursor(shop_id: int, name: str) -> str | None:
     """A named sync cursor (reconciliation, backfill progress)."""
     row = await ShopRow.get(id=shop_id)

@@ -286,9 +286,10 @@ async def recompute_shop(ctx: dict[str, Any], shop_id: int) -> dict[str, Any]:
             # arq refuses a job id that is still queued or running — this very job holds it — so run it again.
             raise Retry(defer=delay)
         summary["requeued"] = True
-    # Each full refit also checks how right the fits were, in its own job; until a first check is stored (a shop
-    # still backfilling has no history to check) every recompute asks for one, which costs a query while it cannot.
-    if summary.get("run") == "full" or await insights.shop(shop_id, "accuracy") is None:
+    # Each full refit also checks how right the fits were, in its own job, once the backfill is complete: a check of
+    # part of the history would stand until the next refit. Until a first check is stored, every run asks for one.
+    backfilled = row is not None and bool(row.cursors.get(shops.BACKFILLED))
+    if backfilled and (summary.get("run") == "full" or await insights.shop(shop_id, "accuracy") is None):
         await found.enqueue(queue.ACCURACY_SHOP, shop_id, job_id=queue.accuracy_id(shop_id))
     return summary
 

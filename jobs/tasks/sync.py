@@ -57,6 +57,8 @@ async def sync_shop(ctx: dict[str, Any], shop_id: int) -> dict[str, int]:
     except Retryable as exc:
         await schedule_recompute(found, shop_id, total)
         raise retry_later(ctx, exc) from exc
+    if not row.cursors.get(shops.BACKFILLED):  # every kind pulled to its end once: the shop's history is complete
+        await shops.set_cursor(shop_id, shops.BACKFILLED, shops.utcnow().isoformat())
     await schedule_recompute(found, shop_id, total)
     return counts
 

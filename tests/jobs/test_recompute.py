@@ -214,7 +214,13 @@ async def test_events_during_a_run_queue_one_more_recompute_and_a_held_job_id_re
     try:
         quiet = await recompute_shop(ctx, shop_id)
         assert quiet["status"] == "ok" and "requeued" not in quiet
-        # The first run is a full refit: it queues the shop's accuracy check, and no second recompute.
+        # The backfill has not completed: no accuracy check yet (it would judge part of the history until the next
+        # refit), and no second recompute.
+        assert await queue.queued_jobs() == []
+        await shops.set_cursor(shop_id, shops.BACKFILLED, "2026-11-23T00:00:00")
+        again = await recompute_shop(ctx, shop_id)
+        assert again["status"] == "ok" and "requeued" not in again
+        # Backfilled and no check stored yet: the shop's accuracy check is queued.
         assert [(j.function, j.job_id) for j in await queue.queued_jobs()] == [("accuracy_shop", f"accuracy:{shop_id}")]
         await queue.delete(f"arq:job:accuracy:{shop_id}")
         await queue.zrem("arq:queue", f"accuracy:{shop_id}")
