@@ -21,7 +21,7 @@ from jobs.analytics.fit import Fit
 from jobs.analytics.lift import program_lifts
 from jobs.analytics.programs import apply_programs
 from jobs.recommend.model import fit, related_products
-from jobs.recommend.scoring import lists, recommend
+from jobs.recommend.scoring import recommend_and_lists
 
 if TYPE_CHECKING:
     from connector.config import Settings
@@ -100,8 +100,9 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         # The end of the as_of day: every rerun on the same day scores the same, so an unchanged shop plans nothing.
         day_end = as_of_day(as_of) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
         model = fit(frames.lines, day_end, frames.catalog, settings.recommendations)
-        table = recommend(model)
-        for row in lists(model, n=settings.writeback.recommendations_per_customer).itertuples(index=False):
+        # One pass over the neighbours for both tables (the TIFU blend is most of a recompute's time).
+        table, listed = recommend_and_lists(model, n=settings.writeback.recommendations_per_customer)
+        for row in listed.itertuples(index=False):
             item = {"product_id": row.product_id, "reason": row.reason,
                     "because_of": row.because_of if isinstance(row.because_of, str) else None,
                     "expected_date": row.expected_date if isinstance(row.expected_date, str) else None}
