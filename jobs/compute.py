@@ -21,7 +21,7 @@ from jobs.analytics.fit import Fit
 from jobs.analytics.lift import program_lifts
 from jobs.analytics.programs import apply_programs
 from jobs.recommend.model import fit, related_products
-from jobs.recommend.scoring import lists, recommend
+from jobs.recommend.scoring import recommend_and_lists
 
 if TYPE_CHECKING:
     from connector.config import Settings
@@ -100,15 +100,17 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         # The end of the as_of day: every rerun on the same day scores the same, so an unchanged shop plans nothing.
         day_end = as_of_day(as_of) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
         model = fit(frames.lines, day_end, frames.catalog, settings.recommendations)
-        table = recommend(model)
-        for row in lists(model, n=settings.writeback.recommendations_per_customer).itertuples(index=False):
-            item = {"product_id": row.product_id, "reason": row.reason,
-                    "because_of": row.because_of if isinstance(row.because_of, str) else None,
-                    "expected_date": row.expected_date if isinstance(row.expected_date, str) else None}
-            per_list.setdefault(str(row.customer_id), {}).setdefault(str(row.list), []).append(item)
+        # One pass over the neighbours for both tables (the TIFU blend is most of a recompute's time).
+        table, listed = recommend_and_lists(model, n=settings.writeback.recommendations_per_customer)
+        # Columns as object lists: iterating arrow-backed string columns value by value is slow.
+        for cid, name, pid, reason, seed, expected in zip(*(_objects(listed[c]) for c in (
+                "customer_id", "list", "product_id", "reason", "because_of", "expected_date"))):
+            item = {"product_id": pid, "reason": reason, "because_of": seed if isinstance(seed, str) else None,
+                    "expected_date": expected if isinstance(expected, str) else None}
+            per_list.setdefault(str(cid), {}).setdefault(str(name), []).append(item)
         table = table.sort_values(["customer_id", "rank"], kind="stable")
-        because = [None if pd.isna(b) else b for b in table["because_of"].tolist()]
-        cids, pids, reasons = table["customer_id"].tolist(), table["product_id"].tolist(), table["reason"].tolist()
+        because = [None if pd.isna(b) else b for b in _objects(table["because_of"])]
+        cids, pids, reasons = (_objects(table[c]) for c in ("customer_id", "product_id", "reason"))
         items = [{"product_id": pid, "reason": reason, "because_of": seed}
                  for pid, reason, seed in zip(pids, reasons, because)]
         # The planner's cache key per customer, built here in C-level zips instead of per item in the planner.
@@ -132,6 +134,12 @@ def compute(frames: "ShopFrames", settings: "Settings", as_of: datetime) -> Comp
         for pid, other in zip(pairs["product_id"].tolist(), pairs["related_product_id"].tolist()):
             related.setdefault(str(pid), []).append(str(other))
     return Computed(result, recs, related, rec_keys, lists=per_list, new_arms=new_arms)
+
+
+def _objects(column: pd.Series) -> list[Any]:
+    """A column's values as a list of Python objects."""
+    values: list[Any] = column.to_numpy(dtype=object).tolist()
+    return values
 
 
 def _programs(result: AnalysisResult, frames: "ShopFrames", settings: "Settings",

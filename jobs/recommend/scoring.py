@@ -8,211 +8,20 @@ products never appear, and every list holds a product (never a variant) at most 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from jobs.recommend.cooccurrence import top_n_per_row
-from jobs.recommend.model import REASONS, RecommendModel
-from jobs.recommend.tifu import blended_blocks, dense_top
+from jobs.recommend.blocks import (_CANDIDATES, _PIN, _Block, _at, _best, _blocks, _frame, _has, _rank, _reasons,
+                                   _strongest_seed, _tied, _together)
+from jobs.recommend.model import RecommendModel
 
 COLUMNS: list[str] = ["customer_id", "rank", "product_id", "score", "reason", "because_of"]
 LIST_COLUMNS: list[str] = ["customer_id", "list", "rank", "product_id", "score", "reason", "because_of",
                            "expected_date"]
 LISTS: tuple[str, ...] = ("buy_again", "cross_sell", "up_sell")
-_PIN = 1e6  # pinned products score above anything the model computes
 _POPULAR = 200  # most popular products offered as cross-sell candidates to everyone
-_TOGETHER = 300  # bought-together candidates kept per customer
-# Best-scored candidates per customer kept before the bans and the final top k (the neighbours' mean is exact).
-_CANDIDATES = 200
-
-
-@dataclass
-class _Block:
-    """Sparse per-block components (rows x products), already weighted."""
-
-    rows: np.ndarray
-    personal: sp.csr_matrix
-    near: sp.csr_matrix
-    together: sp.csr_matrix
-    upgrade: sp.csr_matrix
-    trending: sp.csr_matrix
-    owned: sp.csr_matrix
-    blocked: sp.csr_matrix
-
-    @property
-    def parts(self) -> tuple[sp.csr_matrix, ...]:
-        """Components in REASONS order from `buy_again` on."""
-        return (self.personal, self.near, self.together, self.upgrade, self.trending)
-
-
-def _blocks(model: RecommendModel, rows: np.ndarray) -> Iterator[_Block]:
-    """The weighted components of the blend, one block of customers at a time."""
-    s = model.settings
-    alpha = s.tifu.alpha
-    # Staples re-bought by many are likelier to be re-bought by this customer too: a mild popularity prior.
-    prior = sp.diags(1.0 + s.blend.popularity_prior * np.log1p(model.popularity.astype(np.float64)))
-    weighted = s.blend.popularity_prior != 0.0
-    # The neighbours' exact mean, as the baseline, unless the pool is too large for it.
-    keep = s.tifu.neighbor_items if len(model.pool) > s.tifu.exact_pool else 0
-    for these, own, near in blended_blocks(model.vectors, rows, model.pool, s.tifu, block=128,
-                                           keep_items=keep, near_top=keep):
-        personal = (own @ prior if weighted else own).tocsr() * alpha
-        near = (near @ prior if weighted else near).tocsr() * (1.0 - alpha)
-        seeds = model.seeds[these]
-        n = len(these)
-        trend = sp.csr_matrix((np.tile(s.blend.trending * model.trending_score, n),
-                               (np.repeat(np.arange(n), len(model.trending)), np.tile(model.trending, n))),
-                              shape=own.shape)
-        yield _Block(these, personal, near, _together(model, seeds, s.blend.bought_together),
-                     (seeds @ model.upgrade).tocsr() * s.blend.upgrade, trend,
-                     model.owned[these].tocsr(), model.blocked[these].tocsr())
-
-
-def _together(model: RecommendModel, seeds: sp.csr_matrix, weight: float) -> sp.csr_matrix:
-    """Bought-together strength of products to the customers' seed products, times weight (none at weight 0)."""
-    if weight == 0.0:
-        return sp.csr_matrix((seeds.shape[0], len(model.product_ids)))
-    return top_n_per_row((seeds @ model.related).tocsr(), _TOGETHER) * weight
-
-
-def _best(parts: tuple[sp.csr_matrix, ...], n: int, drop: sp.csr_matrix | None = None) -> sp.csr_matrix:
-    """The n best candidates per row of the sum of the parts, minus the stored entries of `drop`.
-
-    Summed densely per block: the neighbours' exact mean reaches a large share of the catalogue.
-    """
-    csrs = [part.tocsr() for part in parts]
-    if sum(m.nnz for m in csrs) <= 4 * n * parts[0].shape[0]:  # few candidates (pruned neighbours): stay sparse
-        summed = sp.csr_matrix(parts[0].shape)
-        for m in csrs:
-            summed = summed + m
-        if drop is not None and drop.nnz:
-            summed = summed - summed.multiply(drop.astype(bool))
-        return top_n_per_row(summed.tocsr(), n, dtype=np.float64)
-    # Only the columns some part reaches are summed densely (large catalogues: a small share per block).
-    columns = np.unique(np.concatenate([m.indices for m in csrs]))
-    where = np.searchsorted(columns, np.arange(parts[0].shape[1])) if len(columns) else np.zeros(0, np.int64)
-    total = np.zeros((parts[0].shape[0], len(columns)))
-    for m in csrs:
-        # Sparse products, sums and COO->CSR conversions hold no duplicate entries: a plain scatter-add is exact.
-        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), where[m.indices]] += m.data
-    if drop is not None and drop.nnz and len(columns):
-        m = drop.tocsr()
-        at = np.minimum(where[m.indices], len(columns) - 1)
-        hit = columns[at] == m.indices
-        total[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[hit], at[hit]] = 0.0
-    best = dense_top(total, n).tocoo()
-    return sp.csr_matrix((best.data, (best.row, columns[best.col])), shape=parts[0].shape)
-
-
-def _has(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """Whether each (row, col) is a stored non-zero of the matrix."""
-    if matrix.nnz == 0 or len(row) == 0:
-        return np.zeros(len(row), dtype=bool)
-    found: np.ndarray = np.asarray(matrix[row, col]).ravel() != 0
-    return found
-
-
-def _at(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """Values at (row, col) pairs."""
-    if len(row) == 0:
-        return np.zeros(0)
-    return np.asarray(matrix[row, col], dtype=np.float64).ravel()
-
-
-def _tied(val: np.ndarray) -> np.ndarray:
-    """Scores rounded so that equal sums added up in another order tie (then the more popular product leads)."""
-    rounded: np.ndarray = np.round(val, 12)
-    return rounded
-
-
-def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, allow_owned: bool,
-          drop: np.ndarray | None = None, pins: bool = True, fill: sp.csr_matrix | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Top k (row, col, score, rank) per row of `total` after bans; pins first where allowed; the candidates of
-    `fill` only after every candidate of `total` (they fill, never displace)."""
-    m = total.tocoo()
-    row, col, val = m.row.astype(np.int64), m.col.astype(np.int64), m.data.astype(np.float64)
-    tier = np.zeros(len(row), dtype=np.int64)
-    if fill is not None:
-        f = fill.tocoo()
-        row, col = np.concatenate([row, f.row]).astype(np.int64), np.concatenate([col, f.col]).astype(np.int64)
-        val, tier = np.concatenate([val, f.data]), np.concatenate([tier, np.ones(f.nnz, dtype=np.int64)])
-    ok = model.available[col] & (val > 0) & ~_has(block.blocked, row, col)
-    if not allow_owned:
-        ok &= ~_has(block.owned, row, col)
-    if drop is not None:
-        ok &= ~drop[col] | ~_has(block.owned, row, col)
-    row, col, val, tier = row[ok], col[ok], val[ok], tier[ok]
-    n = len(block.rows)
-    for i, product in enumerate(model.pinned if pins else ()):
-        pin_rows = np.arange(n)
-        good = ~_has(block.blocked, pin_rows, np.full(n, product))
-        if not allow_owned:
-            good &= ~_has(block.owned, pin_rows, np.full(n, product))
-        row = np.concatenate([row, pin_rows[good]])
-        col = np.concatenate([col, np.full(int(good.sum()), product)])
-        val = np.concatenate([val, np.full(int(good.sum()), _PIN * (len(model.pinned) - i))])
-        tier = np.concatenate([tier, np.zeros(int(good.sum()), dtype=np.int64)])
-    order = np.lexsort((col, -model.popularity[col], -_tied(val), tier, row))
-    row, col, val = row[order], col[order], val[order]
-    # A pin that is also a model pick appears twice: keep its first (pinned) entry only.
-    key = row * len(model.product_ids) + col
-    _, first = np.unique(key, return_index=True)
-    keep = np.zeros(len(key), dtype=bool)
-    keep[first] = True
-    row, col, val = row[keep], col[keep], val[keep]
-    starts = np.searchsorted(row, np.arange(n))
-    rank = np.arange(len(row)) - starts[row]
-    top = rank < k
-    return row[top], col[top], val[top], rank[top] + 1
-
-
-def _frame(model: RecommendModel, block: _Block, picked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-           reasons: np.ndarray, because: np.ndarray) -> pd.DataFrame:
-    """Rows of one block's picks."""
-    row, col, val, rank = picked
-    pinned = val >= _PIN
-    reason = np.where(pinned, REASONS.index("pinned"), reasons)
-    return pd.DataFrame({
-        "customer_id": model.customer_ids[block.rows[row]],
-        "rank": rank,
-        "product_id": model.product_ids[col],
-        "score": np.where(pinned, 1.0, val),
-        "reason": np.asarray(REASONS, dtype=object)[reason],
-        "because_of": np.where(because >= 0, model.product_ids[np.maximum(because, 0)], None),
-    })
-
-
-def _reasons(block: _Block, row: np.ndarray, col: np.ndarray, parts: tuple[int, ...]) -> np.ndarray:
-    """Per pick the REASONS code of the component (among `parts`, 1-based from buy_again) that gave most."""
-    values = np.stack([_at(block.parts[p - 1], row, col) for p in parts]) if len(row) else np.zeros((1, 0))
-    codes: np.ndarray = np.asarray(parts, dtype=np.int64)[values.argmax(axis=0)]
-    return codes
-
-
-def _strongest_seed(model: RecommendModel, matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
-                    ) -> np.ndarray:
-    """Per pick (customer code, product code) the customer's own product with the largest seed x similarity."""
-    out = np.full(len(rows), -1, dtype=np.int64)
-    if len(rows) == 0:
-        return out
-    incoming = matrix.T.tocsr()  # target -> its source products
-    lengths = np.diff(incoming.indptr)[cols]
-    owner = np.repeat(np.arange(len(cols)), lengths)
-    offset = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    at = incoming.indptr[cols][owner] + offset
-    source = incoming.indices[at]
-    strength = _at(model.seeds, rows[owner], source) * incoming.data[at]
-    hit = strength > 0
-    owner, source, strength = owner[hit], source[hit], strength[hit]
-    order = np.lexsort((-strength, owner))
-    first = np.r_[True, np.diff(owner[order]) != 0] if len(order) else np.zeros(0, dtype=bool)
-    out[owner[order][first]] = source[order][first]
-    return out
 
 
 def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: int | None = None) -> pd.DataFrame:
@@ -221,28 +30,61 @@ def recommend(model: RecommendModel, customer_ids: list[str] | None = None, k: i
     Customers unknown to the model (no orders in the lookback window) get the pins, then trending products.
     """
     k = model.settings.k if k is None else k
+    wanted, codes = _codes(model, customer_ids)
+    once, repeat = _recommend_inputs(model)
+    frames = [_recommend_block(model, block, k, once, repeat) for block in _blocks(model, np.unique(codes[codes >= 0]))]
+    return _recommend_table(model, frames, wanted[codes < 0], k)
+
+
+def recommend_and_lists(model: RecommendModel, k: int | None = None, n: int | None = None
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """recommend(model, k=k) and lists(model, n=n) for every known customer in one pass over the neighbours (the
+    same tables as the two calls; the TIFU blend, the costly part, is computed once per block)."""
+    k = model.settings.k if k is None else k
+    n = model.settings.k if n is None else n
+    rows = np.arange(len(model.customer_ids))
+    once, repeat = _recommend_inputs(model)
+    recs: list[pd.DataFrame] = []
+    per_list = [_buy_again(model, rows, n)]
+    for block in _blocks(model, rows):
+        recs.append(_recommend_block(model, block, k, once, repeat))
+        per_list.extend(_list_block(model, block, n))
+    return _recommend_table(model, recs, model.customer_ids[:0], k), _lists_table(per_list)
+
+
+def _codes(model: RecommendModel, customer_ids: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The wanted customer ids and their codes (-1 where unknown to the model)."""
     wanted = model.customer_ids if customer_ids is None else np.asarray([str(c) for c in customer_ids], dtype=object)
-    codes = pd.Index(model.customer_ids).get_indexer(wanted)
-    frames: list[pd.DataFrame] = []
-    # A product bought once that nobody re-buys is not offered again to its buyer (a kettle, not coffee).
-    once = ~_rebought(model) if model.settings.skip_never_rebought else None
-    repeat = _repeat(model)
-    for block in _blocks(model, np.unique(codes[codes >= 0])):
-        # TIFU-KNN's score decides which products make the list; trending only fills what it leaves empty.
-        total = _best(block.parts[:4], max(_CANDIDATES, 4 * k))
-        picked = _by_timing(model, block, total, _rank(model, block, total, k, allow_owned=True, drop=once,
-                                                       fill=block.trending))
-        row, col = picked[0], picked[1]
-        # A product the customer bought is there because they buy it; a new one for whatever brought it most.
-        reasons = np.where(_has(block.owned, row, col), 1, _reasons(block, row, col, (2, 3, 4, 5)))
-        due = _has(repeat, block.rows[row], col) & ~_has(model.timing, block.rows[row], col)
-        reasons = np.where((reasons == 1) & due, 0, reasons)
-        because = np.full(len(row), -1, dtype=np.int64)
-        for code, matrix in ((3, model.related), (4, model.upgrade)):
-            pick = reasons == code
-            because[pick] = _strongest_seed(model, matrix, block.rows[row[pick]], col[pick])
-        frames.append(_frame(model, block, picked, reasons, because))
-    cold = wanted[codes < 0]
+    return wanted, pd.Index(model.customer_ids).get_indexer(wanted)
+
+
+def _recommend_inputs(model: RecommendModel) -> tuple[np.ndarray | None, sp.csr_matrix]:
+    """A product bought once that nobody re-buys is not offered again to its buyer (a kettle, not coffee); and
+    the customer x product re-bought matrix."""
+    return (~_rebought(model) if model.settings.skip_never_rebought else None), _repeat(model)
+
+
+def _recommend_block(model: RecommendModel, block: _Block, k: int, once: np.ndarray | None,
+                     repeat: sp.csr_matrix) -> pd.DataFrame:
+    """One block's blended list."""
+    # TIFU-KNN's score decides which products make the list; trending only fills what it leaves empty.
+    total = _best(block.parts[:4], max(_CANDIDATES, 4 * k))
+    picked = _by_timing(model, block, total, _rank(model, block, total, k, allow_owned=True, drop=once,
+                                                   fill=block.trending))
+    row, col = picked[0], picked[1]
+    # A product the customer bought is there because they buy it; a new one for whatever brought it most.
+    reasons = np.where(_has(block.owned, row, col), 1, _reasons(block, row, col, (2, 3, 4, 5)))
+    due = _has(repeat, block.rows[row], col) & ~_has(model.timing, block.rows[row], col)
+    reasons = np.where((reasons == 1) & due, 0, reasons)
+    because = np.full(len(row), -1, dtype=np.int64)
+    for code, matrix in ((3, model.related), (4, model.upgrade)):
+        pick = reasons == code
+        because[pick] = _strongest_seed(model, matrix, block.rows[row[pick]], col[pick])
+    return _frame(model, block, picked, reasons, because)
+
+
+def _recommend_table(model: RecommendModel, frames: list[pd.DataFrame], cold: np.ndarray, k: int) -> pd.DataFrame:
+    """The blocks' lists, then the pins and trending products for customers unknown to the model."""
     if len(cold):
         top = np.concatenate([model.pinned, model.trending[~np.isin(model.trending, model.pinned)]])[:k]
         score = np.concatenate([np.ones(len(model.pinned)), model.settings.blend.trending * model.trending_score])
@@ -298,26 +140,35 @@ def lists(model: RecommendModel, customer_ids: list[str] | None = None, n: int |
     """buy_again (most due first, with the expected reorder date), cross_sell (new to the customer) and up_sell
     (pricier same-type alternatives) per known customer: LIST_COLUMNS."""
     n = model.settings.k if n is None else n
-    wanted = model.customer_ids if customer_ids is None else np.asarray([str(c) for c in customer_ids], dtype=object)
-    codes = pd.Index(model.customer_ids).get_indexer(wanted)
+    _, codes = _codes(model, customer_ids)
     rows = np.unique(codes[codes >= 0])
     frames = [_buy_again(model, rows, n)]
     for block in _blocks(model, rows):
-        together = _together(model, model.seeds[block.rows], model.settings.blend.cross_sell_together)
-        block = dataclasses.replace(block, together=together,
-                                    trending=block.trending + _popular(model, len(block.rows)))
-        # Owned products are banned from cross_sell: dropped before the best candidates are kept.
-        cross = _best((block.near, block.together, block.trending), max(_CANDIDATES, 4 * n), drop=block.owned)
-        picked = _rank(model, block, cross, n, allow_owned=False)
-        reasons = _reasons(block, picked[0], picked[1], (2, 3, 5))
-        because = np.full(len(picked[0]), -1, dtype=np.int64)
-        pick = reasons == 3
-        because[pick] = _strongest_seed(model, model.related, block.rows[picked[0][pick]], picked[1][pick])
-        frames.append(_frame(model, block, picked, reasons, because).assign(list="cross_sell"))
-        up = (model.seeds[block.rows] @ model.upgrade).tocsr()
-        picked = _rank(model, block, up, n, allow_owned=False, pins=False)
-        because = _strongest_seed(model, model.upgrade, block.rows[picked[0]], picked[1])
-        frames.append(_frame(model, block, picked, np.full(len(picked[0]), 4), because).assign(list="up_sell"))
+        frames.extend(_list_block(model, block, n))
+    return _lists_table(frames)
+
+
+def _list_block(model: RecommendModel, block: _Block, n: int) -> list[pd.DataFrame]:
+    """One block's cross_sell and up_sell lists."""
+    together = _together(model, model.seeds[block.rows], model.settings.blend.cross_sell_together)
+    block = dataclasses.replace(block, together=together, trending=block.trending + _popular(model, len(block.rows)))
+    # Owned products are banned from cross_sell: dropped before the best candidates are kept.
+    cross = _best((block.near, block.together, block.trending), max(_CANDIDATES, 4 * n), drop=block.owned)
+    picked = _rank(model, block, cross, n, allow_owned=False)
+    reasons = _reasons(block, picked[0], picked[1], (2, 3, 5))
+    because = np.full(len(picked[0]), -1, dtype=np.int64)
+    pick = reasons == 3
+    because[pick] = _strongest_seed(model, model.related, block.rows[picked[0][pick]], picked[1][pick])
+    out = [_frame(model, block, picked, reasons, because).assign(list="cross_sell")]
+    up = (model.seeds[block.rows] @ model.upgrade).tocsr()
+    picked = _rank(model, block, up, n, allow_owned=False, pins=False)
+    because = _strongest_seed(model, model.upgrade, block.rows[picked[0]], picked[1])
+    out.append(_frame(model, block, picked, np.full(len(picked[0]), 4), because).assign(list="up_sell"))
+    return out
+
+
+def _lists_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Every block's lists in LIST_COLUMNS, by customer, list and rank."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=LIST_COLUMNS)

@@ -77,24 +77,71 @@ def blended_blocks(vectors: sp.csr_matrix, rows: np.ndarray, pool: np.ndarray, s
     sq_pool = np.asarray(pool_vectors.multiply(pool_vectors).sum(axis=1)).ravel()
     k = max(1, min(settings.neighbors, len(pool)))
     pool_t = pool_vectors.T.tocsr()
-    for start in range(0, len(rows), block):
-        these = rows[start:start + block]
-        own = vectors[these]
+
+    def means(own: sp.csr_matrix) -> sp.csr_matrix:
+        """The neighbours' mean of every row of own (each row's result depends on that row alone)."""
         sq = np.asarray(own.multiply(own).sum(axis=1)).ravel()
         dist = sq[:, None] + sq_pool[None, :] - 2.0 * (own @ pool_t).toarray()
         if k < len(pool):
             near = np.argpartition(dist, k - 1, axis=1)[:, :k]
         else:
-            near = np.tile(np.arange(len(pool)), (len(these), 1))
-        pick = sp.csr_matrix((np.full(near.size, 1.0 / k), (np.repeat(np.arange(len(these)), near.shape[1]),
-                                                            near.ravel())), shape=(len(these), len(pool)))
-        near = (pick @ contributed).tocsr()
+            near = np.tile(np.arange(len(pool)), (own.shape[0], 1))
+        pick = sp.csr_matrix((np.full(near.size, 1.0 / k), (np.repeat(np.arange(own.shape[0]), near.shape[1]),
+                                                            near.ravel())), shape=(own.shape[0], len(pool)))
+        mean = (pick @ contributed).tocsr()
         if near_top > 0:
-            near = dense_top(near.toarray(), near_top)
+            mean = dense_top(mean.toarray(), near_top)
         if len(columns) < vectors.shape[1]:
-            coo = near.tocoo()
-            near = sp.csr_matrix((coo.data, (coo.row, columns[coo.col])), shape=own.shape)
-        yield these, own, near
+            coo = mean.tocoo()
+            mean = sp.csr_matrix((coo.data, (coo.row, columns[coo.col])), shape=own.shape)
+        return mean
+
+    # Customers with identical vectors have the same neighbours: their mean is computed once, up front.
+    twin = twins(vectors)[rows]
+    shared = np.flatnonzero(np.bincount(twin, minlength=vectors.shape[0]) >= 2)
+    slot = np.full(vectors.shape[0], -1, dtype=np.int64)
+    slot[shared] = np.arange(len(shared))
+    shared_means = sp.vstack([means(vectors[shared[s:s + block]]) for s in range(0, len(shared), block)]
+                             ).tocsr() if len(shared) else None
+    for start in range(0, len(rows), block):
+        these = rows[start:start + block]
+        own = vectors[these]
+        at = slot[twin[start:start + block]]
+        if shared_means is None or not (at >= 0).any():
+            yield these, own, means(own)
+            continue
+        alone = np.flatnonzero(at < 0)
+        parts = [shared_means[at[at >= 0]]] + ([means(own[alone])] if len(alone) else [])
+        order = np.concatenate([np.flatnonzero(at >= 0), alone])
+        yield these, own, sp.vstack(parts).tocsr()[np.argsort(order, kind="stable")]
+
+
+def twins(vectors: sp.csr_matrix) -> np.ndarray:
+    """Per row the first row stored identically (same entries in the same order; itself when none), found by a
+    hash of the entries and then checked entry by entry, so a hash collision never pairs different rows."""
+    n = vectors.shape[0]
+    lengths = np.diff(vectors.indptr)
+    row = np.repeat(np.arange(n), lengths)
+    pos = np.arange(vectors.nnz) - vectors.indptr[:-1][row]
+    bits = np.ascontiguousarray(vectors.data, dtype=np.float64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        entry = (vectors.indices.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+                 ^ bits * np.uint64(0xC2B2AE3D27D4EB4F) ^ pos.astype(np.uint64) * np.uint64(0x165667B19E3779F9))
+        entry = entry * np.uint64(0xFF51AFD7ED558CCD)
+        key = lengths.astype(np.uint64) * np.uint64(0x85EBCA77C2B2AE63)
+        full = lengths > 0
+        key[full] += np.add.reduceat(entry, vectors.indptr[:-1][full])
+    codes = np.unique(key, return_inverse=True)[1].ravel()
+    first = np.full(codes.max(initial=0) + 1, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n))
+    twin = first[codes]
+    same = lengths[twin] == lengths
+    at = np.where(same[row], vectors.indptr[:-1][twin[row]] + pos, np.arange(vectors.nnz))
+    entry_ok = (vectors.indices[at] == vectors.indices) & (bits[at] == bits)
+    bad = np.zeros(n, dtype=bool)
+    bad[row[~entry_ok]] = True
+    bad |= ~same
+    return np.where(bad, np.arange(n), twin)
 
 
 def dense_top(values: np.ndarray, n: int) -> sp.csr_matrix:
