@@ -68,11 +68,11 @@ def program_orders_route(sandbox: Sandbox, seed: int) -> Route:
         store = sandbox.store
         products = [p for p in sorted(store.products) if not store.products[p]["is_gift_card"]]
         arms = {"program": 0, "control": 0, "neither": 0}
-        for _ in range(count):
-            customer = pick_customer(rng, store.customers)
+        ids, weights, members = chances(store.customers)  # orders change no tags: one draw for the whole burst
+        for customer in rng.choices(ids, weights=weights, k=count):
             tags = set(store.customers[customer].get("tags") or ())
             arm = ("control" if any(t.endswith("_control") for t in tags)
-                   else "program" if tags & programs(store.customers) else "neither")
+                   else "program" if tags & members else "neither")
             arms[arm] += 1
             store.create_order(customer, [(rng.choice(products), rng.choice([1, 1, 2]))])
         return JSONResponse({"orders": count, **arms})
@@ -91,10 +91,15 @@ TREATMENT_EFFECT = 3.0  # a program member orders this many times as often as a 
 def pick_customer(rng: random.Random, customers: dict[int, dict[str, Any]]) -> int:
     """A customer to order next. The known effect for the demo's program: members of a program (a tag whose
     `<tag>_control` twin exists on someone) are TREATMENT_EFFECT times as likely to be picked as its control arm."""
+    ids, weights, _ = chances(customers)
+    return rng.choices(ids, weights=weights)[0]
+
+
+def chances(customers: dict[int, dict[str, Any]]) -> tuple[list[int], list[float], set[str]]:
+    """Customer ids, their weights to be picked (program members TREATMENT_EFFECT, others 1) and the program tags."""
     ids = sorted(customers)
     members = programs(customers)
-    weights = [TREATMENT_EFFECT if set(customers[cid].get("tags") or ()) & members else 1.0 for cid in ids]
-    return rng.choices(ids, weights=weights)[0]
+    return ids, [TREATMENT_EFFECT if set(customers[cid].get("tags") or ()) & members else 1.0 for cid in ids], members
 
 
 def live_orders(sandbox: Sandbox, every: float, seed: int) -> None:
