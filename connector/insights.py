@@ -7,6 +7,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
+from tortoise.fields.data import JSON_DUMPS
 from tortoise.transactions import in_transaction
 
 from connector.database import sql, timestamp
@@ -28,11 +29,14 @@ async def save(shop_id: int, customers: Sequence[tuple[str, str, str]], shop: Ma
     else:
         await _save_batches(conn, shop_id, customers, stamp)
     async with in_transaction() as tx:
-        await tx.execute_many(sql(conn, "INSERT INTO shop_insight (shop_id, name, data, computed_at) VALUES (?, ?, ?, ?) "
-                                        "ON CONFLICT (shop_id, name) DO UPDATE SET data = excluded.data, "
-                                        "computed_at = excluded.computed_at"),
-                              [[shop_id, name, doc, stamp] for name, doc in shop.items()])
+        await tx.execute_many(sql(conn, _SHOP_UPSERT), [[shop_id, name, doc, stamp] for name, doc in shop.items()])
     return len(customers)
+
+
+# One statement, so it begins with the write: on SQLite (WAL) a read-then-update (tortoise's update_or_create) fails at
+# once with "database is locked" when another process committed between the two, while a write waits for the lock.
+_SHOP_UPSERT = ("INSERT INTO shop_insight (shop_id, name, data, computed_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (shop_id, name) DO UPDATE SET data = excluded.data, computed_at = excluded.computed_at")
 
 
 # `IS NOT` is SQLite's null-safe inequality; PostgreSQL spells it IS DISTINCT FROM (SQLite only since 3.39).
@@ -98,8 +102,9 @@ async def save_customers(shop_id: int, customers: Sequence[tuple[str, str, str]]
 
 async def set_shop(shop_id: int, name: str, data: Any) -> None:
     """Store one named shop-level document (e.g. the last run's summary)."""
-    await ShopInsightRow.update_or_create(defaults={"data": data, "computed_at": datetime.now(timezone.utc)},
-                                          shop_id=shop_id, name=name)
+    conn = get_connection("default")
+    await conn.execute_query(sql(conn, _SHOP_UPSERT),
+                             [shop_id, name, JSON_DUMPS(data), timestamp(conn, datetime.now(timezone.utc))])
 
 
 async def shop(shop_id: int, name: str) -> ShopInsightRow | None:

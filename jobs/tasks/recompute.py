@@ -13,10 +13,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from arq import Retry
+from tortoise.transactions import in_transaction
 
 from connector import insights, planner, programs, queue, shop_settings, shops, store, write_state
 from connector.adapter import Adapter
 from connector.config import Settings
+from connector.inbox import transient
 from connector.db import CustomerRow, ShopRow
 from connector.model import InstallState, Platform
 from connector.planner import OwnerKey, OwnerState
@@ -27,7 +29,7 @@ from jobs.analytics.fit import Fit
 from jobs.compute import Computed, compute, compute_scoped, desired, insight_rows
 from jobs.cpu import run_cpu
 from jobs.tasks import automation
-from jobs.tasks.context import services
+from jobs.tasks.context import backoff, services
 from jobs.tasks.frames import load_scope, load_shop
 
 log = logging.getLogger("retention.recompute")
@@ -183,6 +185,7 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
         refused = {change.owner_id for change, _ in result.failed if change.owner_kind == "customer"}
         if refused:
             await store.mark_changed(shop_id, refused)
+    cursors: dict[str, str | None] = {}
     if current is not None:
         adapter = adapters[Platform(current.platform)]
         summary.update(await automation.after_recompute(settings, adapter, current, computed, as_of, full, sent, scope)
@@ -190,14 +193,18 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
         # The mark moves only when the plan reached the platform (or was empty): with write-back off or a shop not
         # active, the changes stay in scope and are written once writing is possible.
         # With nothing changed it moves all the same: no change before `through` can be left out.
-        cursors: dict[str, str | None] = {PLANNED_THROUGH: through.isoformat()} if sent or computed is None else {}
+        if sent or computed is None:
+            cursors[PLANNED_THROUGH] = through.isoformat()
         if full:
             cursors.update({FULL_REFIT_AT: through.isoformat(), PLAN_SETTINGS: plan_settings(settings)})
+    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    # The marks and the summary in one transaction: a run whose summary failed to save (a lock) must not leave marks
+    # that make the next runs skip it (the settings it applied then never show as applied), so neither is kept.
+    async with in_transaction():
         if cursors:
             await shops.set_cursors(shop_id, cursors)
-    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
-    if computed is not None:  # what the last run planned and the platform accepted, for the admin and operators
-        await insights.set_shop(shop_id, "last_run", summary)
+        if computed is not None:  # what the last run planned and the platform accepted, for the admin and operators
+            await insights.set_shop(shop_id, "last_run", summary)
     return summary
 
 
@@ -277,7 +284,12 @@ async def recompute_shop(ctx: dict[str, Any], shop_id: int) -> dict[str, Any]:
     if row is None:
         return {"status": "gone"}
     dirty_before = row.cursors.get("dirty_at")
-    summary = await recompute(found.settings, found.adapters, shop_id, shops.utcnow())
+    try:
+        summary = await recompute(found.settings, found.adapters, shop_id, shops.utcnow())
+    except Exception as exc:
+        if transient(exc):  # a lock or a lost connection: the run's marks were not moved, so it is all done again
+            raise Retry(defer=backoff(ctx.get("job_try", 1))) from exc
+        raise
     row = await ShopRow.get_or_none(id=shop_id)
     if row is not None and row.state != InstallState.UNINSTALLED.value and row.cursors.get("dirty_at") != dirty_before:
         delay = found.settings.schedules.recompute_debounce_seconds
