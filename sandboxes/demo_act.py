@@ -26,7 +26,6 @@ LATER_DAYS = 45
 
 
 async def report(settings: Settings, shop_id: int) -> None:
-    print("\n== Native segments and Flow triggers")
     row = await ShopRow.get(id=shop_id)
     async with http_client() as http:
         client = open_client(await shops.connection(settings, row), http)
@@ -54,7 +53,9 @@ async def later_recompute(settings: Settings, shop_id: int, tries: int = 5) -> d
     waits out), so it runs again; a recompute is idempotent."""
     for attempt in range(1, tries + 1):
         try:
-            return await recompute(settings, REGISTRY, shop_id, shops.utcnow() + timedelta(days=LATER_DAYS))
+            # Full: every customer is judged as of that day (a scoped run would look only at customers changed since
+            # the last run, and there are none).
+            return await recompute(settings, REGISTRY, shop_id, shops.utcnow() + timedelta(days=LATER_DAYS), full=True)
         except (OperationalError, sqlite3.OperationalError) as exc:  # raw connections raise sqlite3's own
             if "locked" not in str(exc) or attempt == tries:
                 raise

@@ -30,7 +30,6 @@ def counted(kpis: dict[str, Any], program: str) -> float:
 
 
 async def report(shop_id: int, store_url: str, timeout: float = 180) -> None:
-    print("\n== Proof: how right the predictions were, and what the program changed")
     deadline = time.monotonic() + timeout
     found = await insights.shop(shop_id, "accuracy")
     while found is None and time.monotonic() < deadline:  # queued by the worker after the first full refit

@@ -84,6 +84,10 @@ async def _backfill(client: Any, http: Any, name: str, state: dict[str, Any]) ->
             operation_id, skip, mark = None, 0, Watermark()
     if not operation_id:
         operation_id = await bulk.run_query(client, documents.load(f"bulk_{name}"))
+        # Stored before anything else: a retry (the first page met a locked database) or a crash while the store is
+        # still exporting comes back to this operation instead of starting another export of the whole store.
+        started = {"mode": "bulk", "op": operation_id, "done": 0, "since": mark.since, "seen": mark.seen}
+        yield Page(changes=[], cursor=_encode(started), meta={"operation": operation_id})
         operation = await bulk.wait(client, operation_id)
     assert operation is not None
     count, batch = 0, []

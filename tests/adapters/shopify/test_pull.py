@@ -36,6 +36,8 @@ async def test_a_crashed_backfill_resumes_from_its_last_cursor(store: tuple[Sand
     sandbox, conn = store
     assert len(sandbox.store.orders) > 250
     stream = ADAPTER.pull(conn, "orders", None)
+    started = await stream.__anext__()  # the operation, stored before the store has exported anything
+    assert started.changes == [] and json.loads(started.cursor or "{}")["done"] == 0
     first = await stream.__anext__()
     await stream.aclose()  # the worker died here
     assert not first.done and len(first.changes) == 250 and json.loads(first.cursor or "{}")["mode"] == "bulk"
@@ -110,3 +112,16 @@ async def test_products_carry_their_featured_image_by_bulk_by_page_and_by_webhoo
     sandbox.store.update_product(ident, image=None)  # the merchant removes the image
     (cleared,) = [c.entity for p in await pages(conn, "products", done) for c in p.changes]
     assert cleared.image_url == ""
+
+
+async def test_a_backfill_retried_before_its_first_page_reads_the_same_operation(
+        store: tuple[Sandbox, Connection]) -> None:
+    sandbox, conn = store
+    stream = ADAPTER.pull(conn, "orders", None)
+    started = await stream.__anext__()
+    await stream.aclose()  # the first page's store failed (a locked database): the job retries from this cursor
+
+    again = await pages(conn, "orders", started.cursor)
+
+    assert sandbox.usage["bulkOperationRunQuery"]["calls"] == 1  # no second export of the whole store
+    assert again[-1].done and set(ids(again)) == sandbox.ids("orders") and len(ids(again)) == len(sandbox.ids("orders"))
