@@ -18,6 +18,9 @@ from jobs.flow_events import FlowState, changes, run_stamp, states
 
 log = logging.getLogger("retention.automation")
 SEGMENTS_CURSOR = "native_segments"  # digest of the segments last synced
+# When the Flow baseline was taken: the first full run that loaded the whole history (the backfill complete before it
+# began). Calls diff against it and the runs after it.
+FLOW_BASELINE = "flow_baseline_at"
 
 
 async def billing_decision(settings: Settings, adapter: Adapter, row: ShopRow) -> billing.Decision:
@@ -64,22 +67,36 @@ async def sync_native_segments(settings: Settings, adapter: StoreAutomation, row
 
 
 async def record_flow(settings: Settings, row: ShopRow, computed: Computed, as_of: datetime, send: bool,
-                      scope: set[str] | None = None) -> int:
+                      scope: set[str] | None = None, baseline: bool = False) -> int:
     """Diff every customer's (a scoped run: these customers') Flow state against the last run and queue the calls
     (none while `send` is off: the state still moves, so changes from a period without writing never fire later as
-    stale triggers)."""
+    stale triggers).
+
+    Nor before the baseline: while the backfill runs, a customer "entering" a segment is only their past arriving, and
+    a Flow sending a welcome-back email to every customer at install is what a merchant must never get. Those runs
+    record the states without a call; `baseline` (a full run on the whole history) takes the baseline.
+    """
     if not settings.flow.enabled:
         return 0
+    if not row.cursors.get(FLOW_BASELINE):
+        send = False
     today = as_of.date()
     tracked = list(settings.flow.segments) or segment_slugs(computed)
     current = states(computed.analysis.customers, computed.analysis.segments, tracked, today, settings.flow.birthday_days)
+    if scope is not None:
+        # A small shop's scoped run refits on everyone but plans only its scope: the others' previous states are not
+        # loaded, so judged here they would all look new and "enter" every segment they are in.
+        current = {cid: state for cid, state in current.items() if cid in scope}
     raw = await flow_store.load_states(row.id, scope)
     previous = None if raw is None else {cid: FlowState.from_json(s) for cid, s in raw.items()}
     calls = changes(previous, current, run=run_stamp(as_of), threshold=settings.flow.churn_threshold,
                     name_prefix=settings.native_segments.name_prefix, today=today) if send else []
     changed = {cid: s.to_json() for cid, s in current.items() if previous is None or previous.get(cid) != s}
     gone = [] if previous is None else [cid for cid in previous if cid not in current]
-    return await flow_store.record(row.id, changed, gone, calls, datetime.now(timezone.utc))
+    queued = await flow_store.record(row.id, changed, gone, calls, datetime.now(timezone.utc))
+    if baseline and not row.cursors.get(FLOW_BASELINE):
+        await shops.set_cursor(row.id, FLOW_BASELINE, datetime.now(timezone.utc).isoformat())
+    return queued
 
 
 async def send_flow(settings: Settings, adapter: StoreAutomation, row: ShopRow) -> dict[str, int]:
@@ -112,13 +129,14 @@ async def send_pending(settings: Settings, adapter: Adapter, row: ShopRow, writi
 
 
 async def after_recompute(settings: Settings, adapter: Adapter, row: ShopRow, computed: Computed, as_of: datetime,
-                          full: bool, writing: bool, scope: set[str] | None = None) -> dict[str, Any]:
+                          full: bool, writing: bool, scope: set[str] | None = None,
+                          whole_history: bool = True) -> dict[str, Any]:
     """Native segments and Flow triggers for a shop whose write-back is allowed (`writing`); `scope`: the customers
-    a scoped run computed (the others' states stand)."""
+    a scoped run computed (the others' states stand); `whole_history`: the backfill was complete when the run began."""
     if not isinstance(adapter, StoreAutomation):
         return {}
     out: dict[str, Any] = {}
-    queued = await record_flow(settings, row, computed, as_of, writing, scope)
+    queued = await record_flow(settings, row, computed, as_of, writing, scope, baseline=full and whole_history)
     if not writing:
         return out
     # A store that does not answer delays these to the next run (the digest is not stored, the calls stay pending);

@@ -188,7 +188,9 @@ async def recompute(settings: Settings, adapters: Mapping[Platform, Adapter], sh
     cursors: dict[str, str | None] = {}
     if current is not None:
         adapter = adapters[Platform(current.platform)]
-        summary.update(await automation.after_recompute(settings, adapter, current, computed, as_of, full, sent, scope)
+        # `row` was read before the load: its backfill mark says whether this run saw the shop's whole history.
+        summary.update(await automation.after_recompute(settings, adapter, current, computed, as_of, full, sent, scope,
+                                                        whole_history=bool(row.cursors.get(shops.BACKFILLED)))
                        if computed is not None else await automation.send_pending(settings, adapter, current, sent))
         # The mark moves only when the plan reached the platform (or was empty): with write-back off or a shop not
         # active, the changes stay in scope and are written once writing is possible.

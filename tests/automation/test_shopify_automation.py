@@ -120,6 +120,36 @@ async def test_flow_triggers_fire_once_for_each_change_a_recompute_finds(shop: S
     assert await flow_store.counts(shop.shop_id) == {"sent": before}
 
 
+async def returns_twice(shop: ShopifyShop, skip: int = 0) -> int:
+    """A one-time buyer (the `skip`-th) orders twice more, by webhook: they leave first_time and enter repeat."""
+    store = shop.sandbox.store
+    once = [cid for cid in sorted(store.customers) if "rt:first_time" in store.customers[cid]["tags"]][skip]
+    product = next(p for p, r in store.products.items() if not r["is_gift_card"])
+    store.create_order(once, [(product, 1)])
+    store.create_order(once, [(product, 2)])
+    await shop.deliver()
+    return once
+
+
+async def test_no_flow_trigger_fires_while_the_history_is_still_arriving(shop: ShopifyShop) -> None:
+    await recompute(shop.settings, REGISTRY, shop.shop_id, now())  # writes the first_time tags the helper reads
+    await shops.set_cursors(shop.shop_id, {shops.BACKFILLED: None, "flow_baseline_at": None})  # as during a backfill
+    first = await returns_twice(shop)
+    during = await recompute(shop.settings, REGISTRY, shop.shop_id, now())
+    assert during["flow"]["queued"] == 0 and shop.sandbox.merchant.flow_runs == []
+    await shops.set_cursor(shop.shop_id, shops.BACKFILLED, now().isoformat())
+    # The first full run on the whole history is the baseline: still no call.
+    baseline = await recompute(shop.settings, REGISTRY, shop.shop_id, now(), full=True)
+    assert baseline["flow"]["queued"] == 0 and shop.sandbox.merchant.flow_runs == []
+
+    second = await returns_twice(shop)
+    after = await recompute(shop.settings, REGISTRY, shop.shop_id, now())
+
+    customers = {r["payload"]["customer_id"] for r in shop.sandbox.merchant.flow_runs}
+    # Only the customer who changed: a small shop's scoped run refits on everyone, and the others must not fire.
+    assert after["flow"]["sent"] > 0 and customers == {second} and first != second
+
+
 async def test_flow_batches_stay_in_the_bucket_and_a_refused_call_is_not_retried(shop: ShopifyShop) -> None:
     conn = await shops.connection(shop.settings, shop.shop_id)
     customer = min(shop.sandbox.store.customers)
