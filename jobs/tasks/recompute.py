@@ -90,7 +90,8 @@ def phase(shop_id: int) -> float:
 
 def full_refit_due(cursors: Mapping[str, Any], settings: Settings, now: datetime, shop_id: int | None = None,
                    digest: str | None = None) -> bool:
-    """A full run is due when none was recorded, the last is refit_hours old, or the settings changed since.
+    """A full run is due when none was recorded, the last is refit_hours old or began before the backfill was
+    complete, or the settings changed since.
 
     With a shop id the period is shortened by the shop's phase (never lengthened, so every shop still refits at least
     every refit_hours): shops installed or migrated together drift apart instead of refitting in the same hour.
@@ -99,6 +100,9 @@ def full_refit_due(cursors: Mapping[str, Any], settings: Settings, now: datetime
     last = cursors.get(FULL_REFIT_AT)
     if last is None or cursors.get(PLAN_SETTINGS) != (digest or plan_settings(settings)):
         return True
+    backfilled = cursors.get(shops.BACKFILLED)
+    if backfilled and datetime.fromisoformat(str(last)) < datetime.fromisoformat(str(backfilled)):
+        return True  # the last fit saw part of the history (webhooks ran recomputes during the backfill)
     hours = settings.schedules.refit_hours * (1 - SPREAD * (0.0 if shop_id is None else phase(shop_id)))
     return now - datetime.fromisoformat(str(last)) >= timedelta(hours=hours)
 

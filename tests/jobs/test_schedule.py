@@ -37,6 +37,18 @@ def test_a_shops_refit_comes_early_by_its_phase_and_never_later_than_refit_hours
     assert len(due_hours) >= int(SPREAD * settings.schedules.refit_hours)
 
 
+def test_a_fit_made_before_the_backfill_completed_is_refit_at_once() -> None:
+    settings = Settings()
+    fitted = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    cursors = {FULL_REFIT_AT: fitted.isoformat(), PLAN_SETTINGS: plan_settings(settings)}
+    assert not full_refit_due(cursors, settings, fitted + timedelta(minutes=5), 1)
+    # Webhooks ran the first (full) recompute while the backfill was still pulling the history in.
+    during = {**cursors, shops.BACKFILLED: (fitted + timedelta(seconds=30)).isoformat()}
+    assert full_refit_due(during, settings, fitted + timedelta(minutes=5), 1)
+    after = {**cursors, shops.BACKFILLED: (fitted - timedelta(seconds=30)).isoformat()}
+    assert not full_refit_due(after, settings, fitted + timedelta(minutes=5), 1)
+
+
 async def test_the_reconcile_cron_queues_one_sync_per_active_shop_and_no_second_while_one_waits(
         settings: Settings, redis_url: str) -> None:
     ids = {}
