@@ -7,11 +7,13 @@ extensions/flow-*/shopify.extension.toml).
 """
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 
 from adapters.shopify import documents
 from adapters.shopify.connect import http_client, open_client
-from connector import shops
+from connector import insights, shops
 from connector.config import Settings
 from connector.db import FlowOutboxRow, ShopRow
 
@@ -30,8 +32,15 @@ async def segments(settings: Settings, shop_id: int) -> None:
         print(f"  … and {len(ours) - 6} more")
 
 
-async def flow_triggers(shop_id: int) -> None:
+async def flow_triggers(shop_id: int, timeout: float = 60) -> None:
     """What the worker's recomputes sent to Flow since the baseline, by trigger and segment."""
+    # The run that counted the last orders saved its insights first and sends to Flow after: wait for its summary.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kpis, last = await insights.shop(shop_id, "kpis"), await insights.shop(shop_id, "last_run")
+        if kpis is None or (last is not None and last.computed_at >= kpis.computed_at):
+            break
+        await asyncio.sleep(0.5)
     rows = await FlowOutboxRow.filter(shop_id=shop_id).order_by("id")
     status = Counter(r.status for r in rows)
     print(f"{len(rows)} Flow trigger(s) queued by the recomputes since the first one (the baseline): "
