@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from jobs.recommend.cooccurrence import top_n_per_row
 from jobs.recommend.model import REASONS, RecommendModel
+from jobs.recommend.ties import tied
 from jobs.recommend.tifu import blended_blocks, dense_top
 
 _PIN = 1e6  # pinned products score above anything the model computes
@@ -112,12 +113,6 @@ def _at(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
     return np.asarray(matrix[row, col], dtype=np.float64).ravel()
 
 
-def _tied(val: np.ndarray) -> np.ndarray:
-    """Scores rounded so that equal sums added up in another order tie (then the more popular product leads)."""
-    rounded: np.ndarray = np.round(val, 12)
-    return rounded
-
-
 def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, allow_owned: bool,
           drop: np.ndarray | None = None, pins: bool = True, fill: sp.csr_matrix | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -146,7 +141,8 @@ def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, al
         col = np.concatenate([col, np.full(int(good.sum()), product)])
         val = np.concatenate([val, np.full(int(good.sum()), _PIN * (len(model.pinned) - i))])
         tier = np.concatenate([tier, np.zeros(int(good.sum()), dtype=np.int64)])
-    order = np.lexsort((col, -model.popularity[col], -_tied(val), tier, row))
+    # Equal scores: the documented tie rule (jobs/recommend/ties.py), as in our TIFU-KNN.
+    order = np.lexsort((*model.ties.keys(col), -tied(val), tier, row))
     row, col, val = row[order], col[order], val[order]
     # A pin that is also a model pick appears twice: keep its first (pinned) entry only.
     key = row * len(model.product_ids) + col
