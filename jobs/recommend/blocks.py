@@ -83,7 +83,10 @@ def _best(parts: tuple[sp.csr_matrix, ...], n: int, drop: sp.csr_matrix | None =
             summed = summed - summed.multiply(drop.astype(bool))
         return top_n_per_row(summed.tocsr(), n, dtype=np.float64)
     # Only the columns some part reaches are summed densely (large catalogues: a small share per block).
-    columns = np.unique(np.concatenate([m.indices for m in csrs]))
+    reached = np.zeros(parts[0].shape[1], dtype=bool)  # a mask, not np.unique: the same sorted columns, no sort
+    for m in csrs:
+        reached[m.indices] = True
+    columns = np.flatnonzero(reached)
     where = np.searchsorted(columns, np.arange(parts[0].shape[1])) if len(columns) else np.zeros(0, np.int64)
     total = np.zeros((parts[0].shape[0], len(columns)))
     for m in csrs:
