@@ -188,6 +188,9 @@ def emit_explore_rules(name: str, results: dict[str, object]) -> None:
              baseline="G-TopFreq", value_model=round(v["explore_recall"], 4),
              baseline_value=round(base[1]["explore_recall"], 4), recall=round(v["recall"], 4),
              recall_vs_P_TopFreq_G=round(recall, 4), ok=bool(recall >= 1.03 and explore >= 1.0))
+    few = results["customers_with_fewer_than_10_own_candidates"]
+    assert isinstance(few, int)
+    emit(f"recommend.{name}.explore_rule.customers_with_fewer_than_10_own_candidates", few, "customers")
 
 
 def cli_recommend() -> dict[str, float]:
