@@ -4,7 +4,11 @@ store, and next-basket metrics of ours and every baseline on completejourney and
 Every measured step runs in its own subprocess so that ru_maxrss is the peak of that step alone.
 completejourney is read with the documented mapping customer_id=household_id, order_id=basket_id,
 processed_at=transaction_timestamp, amount=sales_value (product_type from products.csv.gz). Hyper-parameters
-were chosen on completejourney's validation split (second-to-last orders), never on instacart_sample.
+were chosen on completejourney's validation split (second-to-last orders, the evaluated last orders removed;
+`python bench/bench_recommend.py --step validation:completejourney` prints it), never on instacart_sample. The tie
+rule (equal scores: more orders in the shop first, then the lower product id as text; ours and TIFU-KNN alike) was
+chosen there too, over "latest own purchase, then popularity, then id": the same list for all 2,406 validation
+customers, so the simpler rule; instacart_sample was then run once with it.
 """
 from __future__ import annotations
 
@@ -107,16 +111,86 @@ def step(name: str) -> dict[str, float]:
     return out
 
 
-def evaluation(name: str) -> dict[str, object]:
-    """Leave-last-order-out metrics (customers with >= 2 orders) of ours and every baseline on one data set."""
-    from jobs.recommend.evaluation import evaluate, leave_last_order_out
+def evaluation(name: str, validation: bool = False) -> dict[str, object]:
+    """Leave-last-order-out metrics (customers with >= 2 orders) of ours and every baseline on one data set; with
+    `validation`, on the tuning split instead (second-to-last orders, the evaluated last orders removed)."""
+    from jobs.recommend.evaluation import evaluate, leave_last_order_out, validation_split
 
     lines, catalog = completejourney() if name == "completejourney" else instacart()
-    split = leave_last_order_out(lines, 2)
+    split = validation_split(lines, 2) if validation else leave_last_order_out(lines, 2)
     start = time.perf_counter()
     results = evaluate(split, catalog)
     return {"models": results, "seconds": time.perf_counter() - start, "peak_mb": peak_mb(),
             "protocol": split.protocol}
+
+
+# Explore slots in the blended list (issue 15), as "ours, then cross_sell picks": t=T keeps the customer's own
+# candidates scored >= T first (t=0: all with a positive score), then cross_sell, then the rest of ours;
+# m=M gives the last M slots to cross_sell for everyone; cross_sell alone; current.
+EXPLORE_RULES = ("current", "cross_sell", "t=0", "t=0.005", "t=0.01", "t=0.02", "t=0.05", "t=0.1", "m=1", "m=3",
+                 "m=5", "m=7")
+
+
+def explore_rules(name: str, validation: bool) -> dict[str, object]:
+    """Recall@10 and explore Recall@10 of every EXPLORE_RULES list, with P-TopFreq+G and G-TopFreq, on one split."""
+    import dataclasses
+
+    from connector.recommend_settings import RecommendSettings
+    from jobs.recommend import evaluation as ev
+    from jobs.recommend.model import fit
+    from jobs.recommend.scoring import recommend_and_lists
+
+    lines, catalog = completejourney() if name == "completejourney" else instacart()
+    split = ev.validation_split(lines, 2) if validation else ev.leave_last_order_out(lines, 2)
+    who = list(split.truth["customer_id"].unique())
+    span = (split.as_of - pd.Timestamp(split.train["processed_at"].min())).days + 1
+    settings = RecommendSettings()
+    model = fit(split.train, split.as_of, catalog, dataclasses.replace(settings, lookback_days=max(
+        settings.lookback_days, span)))
+    recs, lists = recommend_and_lists(model, k=10, n=10)
+    recs = recs[recs["customer_id"].isin(who)]
+    cross = lists[(lists["list"] == "cross_sell") & lists["customer_id"].isin(who)]
+    own = recs["reason"].isin(["buy_again", "due_to_reorder"]).to_numpy()
+
+    def merged(*parts: pd.DataFrame) -> pd.DataFrame:
+        both = pd.concat([p.assign(src=i) for i, p in enumerate(parts)], ignore_index=True)
+        both = both.sort_values(["customer_id", "src", "rank"], kind="stable").drop_duplicates(
+            ["customer_id", "product_id"])
+        both["rank"] = both.groupby("customer_id").cumcount() + 1
+        return both[both["rank"] <= 10]
+
+    def variant(rule: str) -> pd.DataFrame:
+        kind, _, value = rule.partition("=")
+        if kind == "t":
+            return merged(recs[own & (recs["score"].to_numpy() >= float(value))], cross, recs)
+        if kind == "m":
+            return merged(recs[recs["rank"] <= 10 - int(value)], cross, recs)
+        return cross if rule == "cross_sell" else recs
+
+    size = split.train["product_id"].nunique()
+    out: dict[str, object] = {f"baseline:{m}": ev.metrics(f(split.train, who, 10), split.truth, 10, size)
+                              for m, f in (("P-TopFreq+G", ev.p_topfreq_g), ("G-TopFreq", ev.g_topfreq))}
+    out.update({rule: ev.metrics(variant(rule), split.truth, 10, size) for rule in EXPLORE_RULES})
+    out["customers_with_fewer_than_10_own_candidates"] = int(
+        (recs[own].groupby("customer_id").size().reindex(who, fill_value=0) < 10).sum())
+    return out
+
+
+def emit_explore_rules(name: str, results: dict[str, object]) -> None:
+    """One line per rule: Recall@10 against P-TopFreq+G (bound 1.03), explore Recall@10 against G-TopFreq (1.0)."""
+    base = results["baseline:P-TopFreq+G"], results["baseline:G-TopFreq"]
+    assert isinstance(base[0], dict) and isinstance(base[1], dict)
+    for rule in EXPLORE_RULES:
+        v = results[rule]
+        assert isinstance(v, dict)
+        recall, explore = v["recall"] / base[0]["recall"], v["explore_recall"] / base[1]["explore_recall"]
+        emit(f"recommend.{name}.explore_rule.{rule}", explore, "ratio", metric="explore_recall@10",
+             baseline="G-TopFreq", value_model=round(v["explore_recall"], 4),
+             baseline_value=round(base[1]["explore_recall"], 4), recall=round(v["recall"], 4),
+             recall_vs_P_TopFreq_G=round(recall, 4), ok=bool(recall >= 1.03 and explore >= 1.0))
+    few = results["customers_with_fewer_than_10_own_candidates"]
+    assert isinstance(few, int)
+    emit(f"recommend.{name}.explore_rule.customers_with_fewer_than_10_own_candidates", few, "customers")
 
 
 def cli_recommend() -> dict[str, float]:
@@ -174,7 +248,13 @@ def main() -> int:
     """Measure every step and print JSON lines."""
     if len(sys.argv) == 3 and sys.argv[1] == "--step":
         what = sys.argv[2]
+        # validation:completejourney prints the tuning split's metrics (what hyper-parameters were chosen on).
+        if what.startswith("explore:"):  # explore:validation:completejourney or explore:test:instacart_sample
+            _, split_name, data = what.split(":")
+            emit_explore_rules(f"{data}.{split_name}", explore_rules(data, split_name == "validation"))
+            return 0
         result: object = (evaluation(what.split(":", 1)[1]) if what.startswith("evaluation:")
+                          else evaluation(what.split(":", 1)[1], validation=True) if what.startswith("validation:")
                           else cli_recommend() if what == "cli" else step(what))
         print(json.dumps(result))
         return 0

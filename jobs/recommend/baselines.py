@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from jobs.recommend.cooccurrence import incidence
 from connector.recommend_settings import TifuSettings
+from jobs.recommend.ties import tie_break
 from jobs.recommend.tifu import blended_blocks, customer_vectors, neighbour_pool, top_k
 
 
@@ -101,15 +102,15 @@ def p_topfreq_g(train: pd.DataFrame, customers: list[str], k: int) -> pd.DataFra
 
 def tifu_knn(train: pd.DataFrame, customers: list[str], k: int, settings: TifuSettings = TifuSettings()
              ) -> pd.DataFrame:
-    """TIFU-KNN's top k per customer, as published (no filtering, no popularity fill)."""
+    """TIFU-KNN's top k per customer, as published (no filtering, no popularity fill); equal scores by our tie rule."""
     b = baskets(train)
     vectors = customer_vectors(b.x, b.order_customer, b.order_rank, b.n_orders, len(b.customer_ids), settings)
     codes = pd.Index(b.customer_ids).get_indexer(np.asarray(customers, dtype=object))
     rows = codes[codes >= 0]
     pool = neighbour_pool(vectors, b.n_orders, settings)
+    ties = tie_break(b.product_ids, np.asarray(b.x.sum(axis=0)).ravel())
     found: list[np.ndarray] = []
-    for _, own, near in blended_blocks(vectors, rows, pool, settings):
-        score = (settings.alpha * own + (1.0 - settings.alpha) * near).toarray()
-        cols, vals = top_k(score, k)
-        found.extend(b.product_ids[c[v > 0]] for c, v in zip(cols, vals))
+    for these, own, near in blended_blocks(vectors, rows, pool, settings):
+        row, col = top_k((settings.alpha * own + (1.0 - settings.alpha) * near).tocsr(), k, ties)
+        found.extend(np.split(b.product_ids[col], np.searchsorted(row, np.arange(1, len(these)))))
     return _frame(b.customer_ids[rows], found)

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from jobs.recommend.cooccurrence import top_n_per_row
 from jobs.recommend.model import REASONS, RecommendModel
+from jobs.recommend.ties import tied
 from jobs.recommend.tifu import blended_blocks, dense_top
 
 _PIN = 1e6  # pinned products score above anything the model computes
@@ -82,7 +83,10 @@ def _best(parts: tuple[sp.csr_matrix, ...], n: int, drop: sp.csr_matrix | None =
             summed = summed - summed.multiply(drop.astype(bool))
         return top_n_per_row(summed.tocsr(), n, dtype=np.float64)
     # Only the columns some part reaches are summed densely (large catalogues: a small share per block).
-    columns = np.unique(np.concatenate([m.indices for m in csrs]))
+    reached = np.zeros(parts[0].shape[1], dtype=bool)  # a mask, not np.unique: the same sorted columns, no sort
+    for m in csrs:
+        reached[m.indices] = True
+    columns = np.flatnonzero(reached)
     where = np.searchsorted(columns, np.arange(parts[0].shape[1])) if len(columns) else np.zeros(0, np.int64)
     total = np.zeros((parts[0].shape[0], len(columns)))
     for m in csrs:
@@ -110,12 +114,6 @@ def _at(matrix: sp.csr_matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
     if len(row) == 0:
         return np.zeros(0)
     return np.asarray(matrix[row, col], dtype=np.float64).ravel()
-
-
-def _tied(val: np.ndarray) -> np.ndarray:
-    """Scores rounded so that equal sums added up in another order tie (then the more popular product leads)."""
-    rounded: np.ndarray = np.round(val, 12)
-    return rounded
 
 
 def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, allow_owned: bool,
@@ -146,7 +144,8 @@ def _rank(model: RecommendModel, block: _Block, total: sp.csr_matrix, k: int, al
         col = np.concatenate([col, np.full(int(good.sum()), product)])
         val = np.concatenate([val, np.full(int(good.sum()), _PIN * (len(model.pinned) - i))])
         tier = np.concatenate([tier, np.zeros(int(good.sum()), dtype=np.int64)])
-    order = np.lexsort((col, -model.popularity[col], -_tied(val), tier, row))
+    # Equal scores: the documented tie rule (jobs/recommend/ties.py), as in our TIFU-KNN.
+    order = np.lexsort((*model.ties.keys(col), -tied(val), tier, row))
     row, col, val = row[order], col[order], val[order]
     # A pin that is also a model pick appears twice: keep its first (pinned) entry only.
     key = row * len(model.product_ids) + col

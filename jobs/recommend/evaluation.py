@@ -21,7 +21,8 @@ PARTS: tuple[str, ...] = ("all", "repeat", "explore")
 SEED = 20260701  # fixed: every sampled choice of the harness is reproducible
 
 __all__ = ["MODELS", "PARTS", "SEED", "Split", "evaluate", "g_topfreq", "global_ranking", "leave_last_order_out",
-           "metrics", "order_counts", "p_topfreq", "p_topfreq_g", "split_by_date", "tifu_knn"]
+           "metrics", "order_counts", "p_topfreq", "p_topfreq_g", "split_by_date", "tifu_knn",
+           "validation_split"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ def leave_last_order_out(lines: pd.DataFrame, min_orders: int = 2) -> Split:
     train = lines[~is_held]
     return Split(train, _truth(lines[is_held], train), pd.Timestamp(train["processed_at"].max()),
                  f"leave-last-order-out (customers with >= {max(min_orders, 2)} orders)")
+
+
+def validation_split(lines: pd.DataFrame, min_orders: int = 2) -> Split:
+    """The split hyper-parameters are chosen on: the evaluated last orders (leave_last_order_out) are removed, and
+    each remaining customer's second-to-last order is held out from what is left. Never sees an evaluated basket."""
+    inner = leave_last_order_out(leave_last_order_out(lines, min_orders).train, min_orders)
+    return dataclasses.replace(inner, protocol=f"validation: second-to-last order ({inner.protocol})")
 
 
 def split_by_date(lines: pd.DataFrame, split_date: pd.Timestamp) -> Split:

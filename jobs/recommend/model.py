@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from connector.recommend_settings import RecommendSettings
 from jobs.recommend.cooccurrence import bought_together, incidence, top_n_per_row
+from jobs.recommend.ties import TieBreak, tie_break
 from jobs.recommend.tifu import customer_vectors, neighbour_pool
 from jobs.recommend.upsell import upgrades
 
@@ -39,6 +40,7 @@ class RecommendModel:
     upgrade: sp.csr_matrix  # product x product up-sell strength
     trending: np.ndarray  # product codes, best first
     trending_score: np.ndarray  # in [0, 1], aligned with `trending`
+    ties: TieBreak  # what orders products of equal score (jobs/recommend/ties.py)
 
 
 def prepare_lines(lines: pd.DataFrame, as_of: pd.Timestamp, lookback_days: int) -> pd.DataFrame:
@@ -222,6 +224,7 @@ def fit(
         upgrade=upgrades(span, price, type_code, popularity.astype(np.float64), settings.upsell),
         trending=trending,
         trending_score=trending_score,
+        ties=tie_break(product_ids, popularity),
     )
 
 

@@ -2,8 +2,9 @@
 
 TIFU-KNN's personal + neighbour score decides which products make the blended list; the timing model then
 reorders them (a re-bought product not due yet weighs `due_floor` to 1), never changing which; trending products
-only fill what is left; exact ties go to the more popular product. Pins lead, exclusions, refunds and unavailable
-products never appear, and every list holds a product (never a variant) at most once.
+only fill what is left; equal scores follow the tie rule of jobs/recommend/ties.py, as in our TIFU-KNN. Pins
+lead, exclusions, refunds and unavailable products never appear, and every list holds a product (never a variant)
+at most once.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from jobs.recommend.blocks import (_CANDIDATES, _PIN, _Block, _at, _best, _blocks, _frame, _has, _rank, _reasons,
-                                   _strongest_seed, _tied, _together)
+                                   _strongest_seed, _together)
 from jobs.recommend.model import RecommendModel
+from jobs.recommend.ties import tied
 
 COLUMNS: list[str] = ["customer_id", "rank", "product_id", "score", "reason", "because_of"]
 LIST_COLUMNS: list[str] = ["customer_id", "list", "rank", "product_id", "score", "reason", "because_of",
@@ -115,7 +117,8 @@ def _by_timing(model: RecommendModel, block: _Block, total: sp.csr_matrix,
     val = np.where(fixed, val, val * factor)
     # Pins keep their lead and fills stay below the model's picks: only the model's picks move among themselves.
     group = np.where(val >= _PIN, 0, np.where(fixed, 2, 1))
-    order = np.lexsort((col, -model.popularity[col], np.where(group == 1, -_tied(val), rank), group, row))
+    primary = np.where(group == 1, -tied(val), rank)
+    order = np.lexsort((*model.ties.keys(col), primary, group, row))
     row, col, val = row[order], col[order], val[order]
     starts = np.searchsorted(row, np.arange(len(block.rows)))
     return row, col, val, np.arange(len(row)) - starts[row] + 1

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from connector.recommend_settings import TifuSettings
 from jobs.recommend.cooccurrence import top_n_per_row
+from jobs.recommend.ties import TieBreak, tied
 
 # Customers scored at once against the neighbour pool: bounds the dense block to this many x pool floats.
 _BLOCK = 512
@@ -156,12 +157,26 @@ def dense_top(values: np.ndarray, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((vals.ravel()[keep], (rows[keep], cols.ravel()[keep])), shape=values.shape)
 
 
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices and values of the k largest positive entries of each row, best first (ties: lower index)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
-        np.arange(scores.shape[1]), (scores.shape[0], 1))
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
-    cols = np.take_along_axis(part, order, axis=1)
-    return cols, np.take_along_axis(vals, order, axis=1)
+def top_k(scores: sp.csr_matrix, k: int, ties: TieBreak) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the k largest positive entries of each row, by row then best first; equal scores are
+    ordered by the tie rule (jobs/recommend/ties.py), never by column (file) order."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    m = scores.tocoo()
+    val = tied(m.data.astype(np.float64))
+    ok = val > 0
+    row, col, val = m.row[ok].astype(np.int64), m.col[ok].astype(np.int64), val[ok]
+    # Only the entries scored at least each row's k-th best can make its top k: the rule orders those alone.
+    by_score = np.lexsort((-val, row))
+    starts = np.searchsorted(row[by_score], np.arange(scores.shape[0]))
+    counts = np.diff(np.append(starts, len(row)))
+    kth = np.full(scores.shape[0], -np.inf)
+    full = counts >= k
+    kth[full] = val[by_score][starts[full] + k - 1]
+    near = val >= kth[row]
+    row, col, val = row[near], col[near], val[near]
+    order = np.lexsort((*ties.keys(col), -val, row))
+    row, col = row[order], col[order]
+    starts = np.searchsorted(row, np.arange(scores.shape[0]))
+    top = np.arange(len(row)) - starts[row] < k
+    return row[top], col[top]
