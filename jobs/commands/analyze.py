@@ -15,10 +15,6 @@ from jobs.analytics.analyze import AnalysisResult, analyze
 from jobs.transactions.read import InputError, Transactions, read_transactions
 from jobs.transactions.values import at_lines
 
-CUSTOMER_COLUMNS = ("customer_id", "segments", "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score",
-                    "rfm_group", "vip_tier", "number_of_orders", "amount_spent", "predicted_clv", "p_alive",
-                    "expected_next_order_date", "birth_date")
-
 
 def register(subparsers: Any) -> None:
     """Add the `analyze` parser."""
@@ -89,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"retention analyze: {note}", file=sys.stderr)
     if args.customers:
         try:
+            from jobs.commands.analyze_output import write_customers
+
             write_customers(result, args.customers)
         except OSError as exc:
             print(f"retention analyze: {args.customers}: {exc}", file=sys.stderr)
@@ -99,28 +97,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(payload))
     return 0
-
-
-def customer_table(result: AnalysisResult) -> pd.DataFrame:
-    """One row per customer: segments (space separated), RFM, tier, CLV, P(alive), expected next order."""
-    customers = result.customers
-    segments = result.segments.reindex(customers.index, fill_value=False)
-    names = segments.columns.to_numpy(dtype=object)
-    matrix = segments.to_numpy(dtype=bool)
-    table = pd.DataFrame(index=customers.index)
-    table["segments"] = [" ".join(names[row]) for row in matrix]
-    for name in CUSTOMER_COLUMNS[2:]:
-        table[name] = customers[name] if name in customers.columns else None
-    for name in ("expected_next_order_date", "birth_date"):
-        dates = pd.to_datetime(table[name], errors="coerce")
-        table[name] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), "")
-    table = table.reset_index().rename(columns={"index": "customer_id"})
-    return table.sort_values("customer_id", kind="stable")[list(CUSTOMER_COLUMNS)]
-
-
-def write_customers(result: AnalysisResult, path: str) -> None:
-    """Write the per-customer table as CSV (numbers as read; unknown values empty)."""
-    customer_table(result).to_csv(path, index=False, float_format="%.6g")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
