@@ -1,10 +1,25 @@
 """Shop KPIs: repeat purchase rate, period retention and churn, CLV summary, repeat revenue share, cohorts."""
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 import pandas as pd
 
 from jobs.analytics.features import AsOf, as_of_day, valid_orders
+
+
+@overload
+def distinct(values: np.ndarray) -> np.ndarray: ...
+@overload
+def distinct(values: np.ndarray, counts: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+def distinct(values: np.ndarray, counts: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """np.unique of integers by one sort (numpy 2's hash-based unique is several times slower on millions)."""
+    ordered = np.sort(values)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+    if counts:
+        return ordered[starts], np.diff(np.r_[starts, len(ordered)])
+    return ordered[starts]
 
 
 def period_retention(orders: pd.DataFrame, as_of: AsOf, period_days: int) -> dict[str, float | int]:
@@ -13,17 +28,19 @@ def period_retention(orders: pd.DataFrame, as_of: AsOf, period_days: int) -> dic
     end = as_of_day(as_of) + pd.Timedelta(days=1)
     start = end - pd.Timedelta(days=period_days)
     previous_start = start - pd.Timedelta(days=period_days)
-    when = valid["processed_at"]
-    previous = set(valid.loc[(when >= previous_start) & (when < start), "customer_id"].astype(str).unique())
-    current = set(valid.loc[(when >= start) & (when < end), "customer_id"].astype(str).unique())
-    retained = len(previous & current)
-    rate = retained / len(previous) if previous else 0.0
+    when = valid["processed_at"].to_numpy()
+    # Distinct customers as integer codes: set algebra on ints, not on a million strings.
+    codes, _ = pd.factorize(valid["customer_id"].astype(str))
+    previous = distinct(codes[(when >= previous_start.to_datetime64()) & (when < start.to_datetime64())])
+    current = distinct(codes[(when >= start.to_datetime64()) & (when < end.to_datetime64())])
+    retained = len(np.intersect1d(previous, current, assume_unique=True))
+    rate = retained / len(previous) if len(previous) else 0.0
     return {
         "period_days": period_days,
         "previous_period_customers": len(previous),
         "retained_customers": retained,
         "retention_rate": rate,
-        "churn_rate": 1.0 - rate if previous else 0.0,
+        "churn_rate": 1.0 - rate if len(previous) else 0.0,
     }
 
 
@@ -37,8 +54,16 @@ def cohort_matrix(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
     first = np.full(codes.max() + 1, np.iinfo(np.int64).max)
     np.minimum.at(first, codes, months)
     cohort = first[codes]
-    active = pd.DataFrame({"cohort": cohort, "age": months - cohort, "customer": codes}).drop_duplicates()
-    counts = active.groupby(["cohort", "age"]).size().unstack(fill_value=0)
+    age = months - cohort
+    # Distinct (cohort, age, customer) triples as one integer key, counted per (cohort, age) cell.
+    span, n = int(age.max()) + 1, int(codes.max()) + 1
+    cell = (cohort - cohort.min()) * span + age
+    cells, per_cell = distinct(distinct(cell * n + codes) // n, counts=True)
+    cohorts, ages = distinct(cells // span), distinct(cells % span)
+    matrix = np.zeros((len(cohorts), len(ages)), dtype=np.int64)
+    matrix[np.searchsorted(cohorts, cells // span), np.searchsorted(ages, cells % span)] = per_cell
+    counts = pd.DataFrame(matrix, index=pd.Index(cohorts + cohort.min(), name="cohort"),
+                          columns=pd.Index(ages, name="age"))
     counts = counts.reindex(columns=range(int(counts.columns.max()) + 1), fill_value=0)
     sizes = np.bincount(first - first.min())[counts.index.to_numpy() - first.min()]
     shares = counts.div(sizes, axis=0)
