@@ -135,6 +135,8 @@ def read_transactions(path: str, dayfirst: bool | None = None) -> Transactions:
 def _orders(frame: pd.DataFrame, order_ids: pa.Array, customer_ids: pa.Array, path: str, line: np.ndarray,
             problems: list[str]) -> pd.DataFrame:
     """Lines summed per order with integer codes (Arrow's hash encoding) instead of a string group-by."""
+    if _distinct_numbers(order_ids):
+        return _one_line_per_order(frame, order_ids, customer_ids)
     orders_enc = pc.dictionary_encode(pc.fill_null(order_ids, ""))
     customers_enc = pc.dictionary_encode(pc.fill_null(customer_ids, ""))  # empty ids are already reported
     codes = np.asarray(orders_enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -164,6 +166,39 @@ def _orders(frame: pd.DataFrame, order_ids: pa.Array, customer_ids: pa.Array, pa
                                            minlength=n) > 0
     orders["items"] = np.bincount(codes, weights=quantity, minlength=n).astype(np.int64)
     # A CSV has no status: a zero total is kept as a sale (free sample); a negative one is a refund (net_refunds).
+    orders["valid"] = orders["amount"].to_numpy() >= 0
+    return orders
+
+
+def _distinct_numbers(order_ids: pa.Array) -> bool:
+    """Whether every order id is a whole number and no two are equal (then no two texts are equal either): the
+    common one-line-per-order export, told without hashing millions of strings."""
+    if order_ids.null_count or not len(order_ids):
+        return False
+    try:
+        numbers = np.asarray(pc.cast(order_ids, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    if (numbers[1:] > numbers[:-1]).all():  # the usual export order: no sort needed
+        return True
+    ordered = np.sort(numbers)
+    return bool((ordered[1:] != ordered[:-1]).all())
+
+
+def _one_line_per_order(frame: pd.DataFrame, order_ids: pa.Array, customer_ids: pa.Array) -> pd.DataFrame:
+    """_orders when every line is its own order: the same frame (the same sums of one value each), no group-by."""
+    amount = frame["amount"].to_numpy(dtype=float) + 0.0  # as bincount's sum from 0.0 (-0.0 becomes 0.0)
+    quantity = frame["quantity"].to_numpy(dtype=float) if "quantity" in frame.columns else np.ones(len(frame))
+    orders = pd.DataFrame({
+        "customer_id": pc.fill_null(customer_ids, "").to_pandas(),
+        "order_id": order_ids.to_pandas(),
+        "processed_at": frame["processed_at"].to_numpy(dtype="datetime64[ns]"),
+        "amount": amount,
+    })
+    orders["gross"] = orders["amount"]
+    if "discount" in frame.columns:
+        orders["discounted"] = frame["discount"].to_numpy(dtype=float) != 0
+    orders["items"] = quantity.astype(np.int64)
     orders["valid"] = orders["amount"].to_numpy() >= 0
     return orders
 
