@@ -20,7 +20,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.features import AsOf
+from jobs.analytics.features import AsOf, stable_order
 
 if TYPE_CHECKING:
     from jobs.analytics.fit import StoredModel
@@ -55,7 +55,7 @@ def compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.nda
     n = len(columns[0])
     if n == 0:
         return [c[:0] for c in columns], np.zeros(0), np.zeros(0, dtype=np.int64)
-    order = np.lexsort(columns[::-1])
+    order = stable_order(*columns)
     change = np.zeros(n, dtype=bool)
     change[0] = True
     for column in columns:
