@@ -13,7 +13,6 @@ CUSTOMER_COLUMNS = ("customer_id", "segments", "rfm_recency", "rfm_frequency", "
                     "rfm_group", "vip_tier", "number_of_orders", "amount_spent", "predicted_clv", "p_alive",
                     "expected_next_order_date", "birth_date")
 DATE_COLUMNS = ("expected_next_order_date", "birth_date")
-SPECIAL = r'[,"\r\n]'  # a text cell with one of these needs quotes: the pandas writer then takes over
 
 
 def segment_lists(segments: pd.DataFrame) -> pa.Array:
@@ -24,8 +23,19 @@ def segment_lists(segments: pd.DataFrame) -> pa.Array:
     if matrix.shape[1] == 0:
         return pa.array(np.full(len(matrix), "", dtype=object), pa.string())
     packed = np.packbits(matrix, axis=1)
-    keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if packed.shape[1] <= 8:  # one integer key per row: a plain integer sort instead of a byte-string unique
+        wide = np.zeros((len(packed), 8), dtype=np.uint8)
+        wide[:, :packed.shape[1]] = packed
+        keys = wide.view(np.uint64).ravel()
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        change = np.r_[True, ordered[1:] != ordered[:-1]] if len(keys) else np.zeros(0, dtype=bool)
+        first = order[change]
+        inverse = np.empty(len(keys), dtype=np.int64)
+        inverse[order] = np.cumsum(change) - 1
+    else:
+        void = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
     joined = pa.array([" ".join(names[matrix[row]]) for row in first], pa.string())
     return joined.take(pa.array(inverse.ravel()))
 
@@ -84,7 +94,7 @@ def format_g6(values: np.ndarray) -> pa.Array:
 def _text(values: pd.Series | pd.Index) -> pa.Array:
     """Text cells (None / NaN empty) through their distinct values: a column of a few labels is checked once."""
     if isinstance(values.dtype, pd.StringDtype):
-        return pc.fill_null(pa.array(values, from_pandas=True).cast(pa.string()), "")
+        return pc.fill_null(pa.array(values, from_pandas=True), "")
     codes, uniques = pd.factorize(np.asarray(values, dtype=object))
     if not all(isinstance(u, str) for u in uniques):
         raise TypeError("values other than text")
@@ -110,19 +120,31 @@ def _arrow_table(result: AnalysisResult) -> pa.Table | None:
     columns = {"customer_id": _text(customers.index), "segments": segment_lists(segments)}
     for name in CUSTOMER_COLUMNS[2:]:
         if name in DATE_COLUMNS:
-            columns[name] = pa.array(_iso_days(customers[name]) if name in customers.columns
-                                     else np.full(len(customers), "", dtype=object), pa.string())
+            columns[name] = (pa.array(_iso_days(customers[name]), pa.string()) if name in customers.columns
+                             else pa.repeat(pa.scalar("", pa.string()), len(customers)))
         elif name in customers.columns:
             columns[name] = _column(customers[name])
         else:
-            columns[name] = pa.array(np.full(len(customers), "", dtype=object), pa.string())
-    for name in ("customer_id", "segments", "rfm_group", "vip_tier"):
-        if pc.any(pc.match_substring_regex(columns[name], SPECIAL)).as_py():
-            return None
+            columns[name] = pa.repeat(pa.scalar("", pa.string()), len(customers))
+    if any(_needs_quotes(column) for column in columns.values()):
+        return None
     table = pa.table(list(columns.values()), names=list(columns))
     if not customers.index.is_monotonic_increasing:
         table = table.take(pa.array(np.argsort(customers.index.to_numpy(dtype=object), kind="stable")))
     return table
+
+
+def _needs_quotes(column: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a text column holds a comma, quote or line break: one pass over its bytes (the buffer may hold bytes
+    outside the column's slice; a false alarm only sends the file to the pandas writer)."""
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        return False
+    special = np.frombuffer(b',"\r\n', dtype=np.uint8)
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        data = chunk.buffers()[2]
+        if data is not None and np.isin(np.frombuffer(data, dtype=np.uint8), special).any():
+            return True
+    return False
 
 
 def write_customers(result: AnalysisResult, path: str) -> None:
