@@ -58,6 +58,12 @@ def quantile_scores(values: np.ndarray, bins: int = 5) -> np.ndarray:
 def strictly_below(values: np.ndarray) -> np.ndarray:
     """How many values are strictly smaller than each one (NaNs count as equal to each other and largest, as in
     np.searchsorted on the sorted values), from one argsort instead of a million binary searches."""
+    if len(values) and np.isfinite(values).all() and (values == np.round(values)).all():
+        low, high = values.min(), values.max()
+        if high - low < 4 * len(values) + 1024:  # whole numbers in a small range (days, counts): by counting
+            at = (values - low).astype(np.int64)
+            smaller = np.cumsum(np.bincount(at)) - np.bincount(at)
+            return smaller[at].astype(np.int64)
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     same = ordered[1:] == ordered[:-1]

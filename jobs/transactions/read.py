@@ -96,7 +96,7 @@ def read_transactions(path: str, dayfirst: bool | None = None) -> Transactions:
         cells = {name: values.filter(pa.array(~empty_line)) for name, values in cells.items()}
     line = np.flatnonzero(~empty_line) + FIRST_ROW_LINE
     for name in ("customer_id", "order_id"):
-        empty = blank(cells[name])
+        empty = blank(cells[name], trimmed=True)  # _text trimmed the ids
         if empty.any():
             problems.append(f"{_lines(path, line, empty)}: empty {name}")
     frame = pd.DataFrame({"customer_id": cells["customer_id"].to_pandas(), "order_id": cells["order_id"].to_pandas()})

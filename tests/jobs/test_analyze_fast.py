@@ -82,6 +82,10 @@ def test_strictly_below_equals_searchsorted(seed: int) -> None:
     assert (strictly_below(values) == expected).all()
     ints = rng.integers(0, 9, 3000)
     assert (strictly_below(ints) == np.searchsorted(np.sort(ints), ints, side="left")).all()
+    days = rng.choice([0.0, -0.0, 3.0, 12.0, -40.0], 3000)  # whole floats: the counting path
+    assert (strictly_below(days) == np.searchsorted(np.sort(days), days, side="left")).all()
+    wide = rng.choice([0.0, 1e12], 100)  # whole but spread out: the sorting path
+    assert (strictly_below(wide) == np.searchsorted(np.sort(wide), wide, side="left")).all()
 
 
 def test_distinct_equals_unique() -> None:
