@@ -272,7 +272,7 @@ def next_order_weeks(params: BgNbdParams, x: np.ndarray, T: np.ndarray, iteratio
         above = expected_if_alive(params, mid, ux, uT) >= 1.0
         high = np.where(above, mid, high)
         low = np.where(above, low, mid)
-    return cast(np.ndarray, np.where(reachable, high, np.nan)[inverse])
+    return np.asarray(np.where(reachable, high, np.nan)[inverse])
 
 
 def shop_gap(features: pd.DataFrame) -> float:

@@ -62,8 +62,9 @@ def strictly_below(values: np.ndarray) -> np.ndarray:
         low, high = values.min(), values.max()
         if high - low < 4 * len(values) + 1024:  # whole numbers in a small range (days, counts): by counting
             at = (values - low).astype(np.int64)
-            smaller = np.cumsum(np.bincount(at)) - np.bincount(at)
-            return smaller[at].astype(np.int64)
+            counts = np.bincount(at)
+            smaller: np.ndarray = (np.cumsum(counts) - counts).astype(np.int64)[at]
+            return smaller
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     same = ordered[1:] == ordered[:-1]

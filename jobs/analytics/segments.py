@@ -52,7 +52,8 @@ def holiday_ids(orders: pd.DataFrame, as_of: AsOf) -> pd.Series:
     years = earlier["processed_at"].dt.year
     starts = years.map({int(y): black_friday(int(y)) for y in years.unique()})
     in_window = earlier["processed_at"].to_numpy() >= starts.to_numpy(dtype="datetime64[ns]")
-    return earlier.loc[in_window, "customer_id"].astype(str)
+    ids: pd.Series = earlier.loc[in_window, "customer_id"].astype(str)
+    return ids
 
 
 def members(index: pd.Index, ids: set[str] | pd.Series) -> np.ndarray:

@@ -5,15 +5,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+# pandas, scipy and the analytics load inside run(), while Arrow parses the file on another thread.
+if TYPE_CHECKING:
+    import pandas as pd
 
-from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.accuracy import accuracy_of
-from jobs.analytics.analyze import AnalysisResult, analyze
-from jobs.transactions.read import InputError, Transactions, read_transactions
-from jobs.transactions.values import at_lines
+    from jobs.transactions.read import Transactions
 
 
 def register(subparsers: Any) -> None:
@@ -40,11 +38,17 @@ def register(subparsers: Any) -> None:
 
 def read_orders(path: str, dayfirst: bool | None = None) -> pd.DataFrame:
     """Read a transaction CSV into the orders frame (InputError, a ValueError, names the bad lines)."""
+    from jobs.transactions.read import read_transactions
+
     return read_transactions(path, dayfirst).orders
 
 
 def _as_of(read: Transactions, path: str, chosen: str | None, today: pd.Timestamp, notes: list[str]) -> pd.Timestamp:
     """The analysis day; rows dated after today are reported and never move it."""
+    import pandas as pd
+
+    from jobs.transactions.values import at_lines
+
     dates = read.line_dates
     future = dates >= (today + pd.Timedelta(days=1)).to_datetime64()
     if future.any():
@@ -59,8 +63,27 @@ def _as_of(read: Transactions, path: str, chosen: str | None, today: pd.Timestam
 
 def run(args: argparse.Namespace) -> int:
     """Analyse the file and print a table or JSON."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.transactions.table import read_table
+    from jobs.transactions.values import InputError
+
+    with ThreadPoolExecutor(1) as pool:
+        # Arrow parses without holding the GIL: the file is read while the libraries below load.
+        pending = pool.submit(read_table, args.file)
+        import pandas as pd
+
+        from connector.analytics_settings import AnalyticsSettings
+        from jobs.analytics.analyze import AnalysisResult, analyze
+        from jobs.transactions.read import read_transactions
+        try:
+            table = pending.result()
+        except (ValueError, OSError) as exc:  # InputError is a ValueError: reported below like any other
+            table = exc
     try:
-        read = read_transactions(args.file, args.dayfirst)
+        if isinstance(table, BaseException):
+            raise table
+        read = read_transactions(args.file, args.dayfirst, table)
         notes = list(read.notes)
         today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
         as_of = _as_of(read, args.file, args.as_of, today, notes)
@@ -74,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = AnalyticsSettings()
     if calibration_end is not None:
+        from jobs.analytics.accuracy import accuracy_of  # only the holdout check needs it
+
         result = analyze(read.orders, settings, calibration_end, birth_dates=read.birth_dates)
         checked = accuracy_of(result, read.orders, settings, as_of).to_dict()
         result = AnalysisResult(**{**vars(result), "extra": {

@@ -1,7 +1,6 @@
 """Read a transaction CSV for `retention analyze`: pyarrow's reader, every cell checked, a refusal names its lines."""
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,16 +9,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from jobs.analytics.features import orders_from_lines
 from jobs.analytics.refunds import net_refunds
+from jobs.transactions.table import REQUIRED, USED, read_table
 from jobs.transactions.values import FIRST_ROW_LINE, InputError, amounts, at_lines, blank, quantities, timestamps
 
-REQUIRED = ("customer_id", "order_id", "processed_at", "amount")
-OPTIONAL = ("product_id", "quantity", "discount", "category", "birth_date")
-USED = tuple(name for name in REQUIRED + OPTIONAL if name != "product_id")
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -34,54 +29,15 @@ class Transactions:
     birth_dates: pd.Series | None = None
 
 
-def _table(path: str) -> pa.Table:
-    """The CSV as text columns; gzip is told by its magic bytes, not by the file name."""
-    with open(path, "rb") as handle:
-        compression = "gzip" if handle.read(2) == GZIP_MAGIC else None
-    try:
-        with pa.input_stream(path, compression=compression) as stream:
-            header = next(csv.reader([stream.read(65536).decode("utf-8", "replace").splitlines()[0]]), [])
-    except (IndexError, StopIteration, OSError):
-        header = []
-    # Only the columns the analysis reads are converted (product ids and any extra columns are skipped unread).
-    wanted = [name for name in dict.fromkeys(h.strip() for h in header) if name in USED]
-    types = {name: pa.string() for name in wanted}
-    try:
-        with pa.input_stream(path, compression=compression) as stream:
-            return pcsv.read_csv(stream, parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
-                                 convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
-                                                                     include_columns=wanted or None))
-    except pa.ArrowInvalid as exc:
-        message = str(exc)
-        if "UTF8" in message or "UTF-8" in message:
-            raise InputError([f"{path} line {_bad_utf8_line(path, compression)}: not UTF-8 text; "
-                              "save the file as UTF-8"]) from None
-        if "Empty CSV" in message:
-            raise InputError([f"{path}: the file is empty (need a header line {','.join(REQUIRED)})"]) from None
-        raise InputError([f"{path}: not a readable CSV ({message})"]) from None
-    except OSError as exc:  # a truncated or corrupt gzip stream
-        raise InputError([f"{path}: cannot be read ({exc})"]) from None
-
-
-def _bad_utf8_line(path: str, compression: str | None) -> int:
-    """The first line with bytes that are not UTF-8 (only on the error path)."""
-    with pa.input_stream(path, compression=compression) as stream:
-        for number, raw in enumerate(stream.read().split(b"\n"), start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 1
-
-
 def _text(table: pa.Table, name: str) -> pa.Array:
     values = table.column(name).combine_chunks().cast(pa.string())
     return pc.utf8_trim_whitespace(values) if name in ("customer_id", "order_id") else values
 
 
-def read_transactions(path: str, dayfirst: bool | None = None) -> Transactions:
-    """Read, check and turn a transaction CSV into the orders frame; raise InputError listing every problem."""
-    table = _table(path)
+def read_transactions(path: str, dayfirst: bool | None = None, table: pa.Table | None = None) -> Transactions:
+    """Read, check and turn a transaction CSV into the orders frame; raise InputError listing every problem.
+    `table`: read_table(path) when the caller read it already (the CLI reads while its libraries load)."""
+    table = read_table(path) if table is None else table
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
         raise InputError([f"{path}: missing column(s) {', '.join(missing)}; need {','.join(REQUIRED)}"])
