@@ -5,8 +5,9 @@ from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from jobs.analytics.features import AsOf, as_of_day, valid_orders
+from jobs.analytics.features import AsOf, as_of_day, text_codes, valid_orders
 
 
 @overload
@@ -30,7 +31,7 @@ def period_retention(orders: pd.DataFrame, as_of: AsOf, period_days: int) -> dic
     previous_start = start - pd.Timedelta(days=period_days)
     when = valid["processed_at"].to_numpy()
     # Distinct customers as integer codes: set algebra on ints, not on a million strings.
-    codes, _ = pd.factorize(valid["customer_id"].astype(str))
+    codes = text_codes(valid["customer_id"])
     previous = distinct(codes[(when >= previous_start.to_datetime64()) & (when < start.to_datetime64())])
     current = distinct(codes[(when >= start.to_datetime64()) & (when < end.to_datetime64())])
     retained = len(np.intersect1d(previous, current, assume_unique=True))
@@ -50,9 +51,14 @@ def cohort_matrix(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
     if valid.empty:
         return pd.DataFrame(dtype=float)
     months = valid["processed_at"].dt.year.to_numpy() * 12 + valid["processed_at"].dt.month.to_numpy() - 1
-    codes, _ = pd.factorize(valid["customer_id"].astype(str))
+    codes = text_codes(valid["customer_id"])
     first = np.full(codes.max() + 1, np.iinfo(np.int64).max)
-    np.minimum.at(first, codes, months)
+    # Each customer's first month by a hash group-by (np.minimum.at is a slow scatter on millions).
+    if codes.min() >= 0:
+        earliest = pa.table({"code": codes, "month": months}).group_by("code").aggregate([("month", "min")])
+        first[earliest["code"].to_numpy()] = earliest["month_min"].to_numpy()
+    else:  # a missing id (-1) shares the last slot, as it always did
+        np.minimum.at(first, codes, months)
     cohort = first[codes]
     age = months - cohort
     # Distinct (cohort, age, customer) triples as one integer key, counted per (cohort, age) cell.

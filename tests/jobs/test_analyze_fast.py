@@ -60,6 +60,11 @@ def test_stable_order_equals_lexsort_with_ties_nans_and_signed_zeros(seed: int) 
     ints = rng.integers(0, 50, 5000)
     ts = rng.integers(0, 20, 5000) * 10**9
     assert (stable_order(ints, ts) == np.lexsort((ts, ints))).all()
+    # Whole numbers and whole sevenths (days in weeks), -0.0 among them: the packed-integer path.
+    x = rng.choice([0.0, -0.0, 1.0, 2.0, 5.0], 5000)
+    weeks = rng.integers(-3, 700, 5000) / 7.0
+    assert (stable_order(x, weeks, ints) == np.lexsort((ints, weeks, x))).all()
+    assert (stable_order(weeks) == np.argsort(weeks, kind="stable")).all()
 
 
 def test_compress_groups_like_before() -> None:
