@@ -53,8 +53,12 @@ def cohort_matrix(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
     months = valid["processed_at"].dt.year.to_numpy() * 12 + valid["processed_at"].dt.month.to_numpy() - 1
     codes = text_codes(valid["customer_id"])
     first = np.full(codes.max() + 1, np.iinfo(np.int64).max)
-    # Each customer's first month by a hash group-by (np.minimum.at is a slow scatter on millions).
-    if codes.min() >= 0:
+    if codes.min() >= 0 and months.max() - months.min() <= 240:
+        # Each customer's first month: months written latest first, so the earliest is written last (a few dozen
+        # masked writes instead of np.minimum.at's slow scatter of millions).
+        for month in distinct(months)[::-1]:
+            first[codes[months == month]] = month
+    elif codes.min() >= 0:
         earliest = pa.table({"code": codes, "month": months}).group_by("code").aggregate([("month", "min")])
         first[earliest["code"].to_numpy()] = earliest["month_min"].to_numpy()
     else:  # a missing id (-1) shares the last slot, as it always did

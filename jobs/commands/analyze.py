@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(table, BaseException):
             raise table
         read = read_transactions(args.file, args.dayfirst, table)
+        del table  # the raw text columns: the orders frame holds what the analysis needs
         notes = list(read.notes)
         today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
         as_of = _as_of(read, args.file, args.as_of, today, notes)

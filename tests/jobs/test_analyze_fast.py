@@ -167,6 +167,15 @@ def test_retention_and_cohorts_on_integer_codes_equal_the_pandas_versions(seed: 
     pd.testing.assert_frame_equal(cohort_matrix(orders, as_of), reference_cohorts(orders, as_of), check_exact=True)
 
 
+def test_cohorts_over_decades_take_the_group_by_path_and_still_agree() -> None:
+    orders = random_orders(15, n=1500, customers=300)
+    rng = np.random.default_rng(15)
+    orders["processed_at"] = (pd.Timestamp("1990-01-01") + pd.to_timedelta(rng.integers(0, 12000, 1500), unit="D")
+                              ).to_numpy(dtype="datetime64[ns]")
+    as_of = pd.Timestamp("2025-01-31")
+    pd.testing.assert_frame_equal(cohort_matrix(orders, as_of), reference_cohorts(orders, as_of), check_exact=True)
+
+
 def test_holiday_membership_by_arrow_lookup_equals_isin() -> None:
     orders = random_orders(11)
     as_of = pd.Timestamp("2025-06-30")
