@@ -11,6 +11,15 @@ Sides:
                  + conditional_probability_alive
 lifetimes is compared with ours_models (same input, same outputs). PEER_CUSTOMERS (env BENCH_PEER_CUSTOMERS)
 sets the sample both of them run on; by default the full 1M.
+
+Whole process, against whole process, on the same CSV of the same orders (customer_id, order_id, processed_at,
+amount, discount; all BENCH_CUSTOMERS customers, never subsampled), each timed from spawn to exit by the parent
+and its peak RSS taken from its own rusage:
+  ours       `retention analyze orders.csv --as-of D --json --customers out.csv`: startup, imports, CSV read and
+             checks, features, RFM, both fits, predictions, segments, KPIs, the summary and the per-customer CSV
+  lifetimes  python + pandas.read_csv + lifetimes.utils.summary_data_from_transaction_data (days / 7, same-day
+             orders merged: the same convention) + BetaGeoFitter + GammaGammaFitter + 12-month CLV + P(alive),
+             written per customer with DataFrame.to_csv
 """
 from __future__ import annotations
 
@@ -125,6 +134,29 @@ def side_ours_models(path: str) -> dict[str, object]:
             "params": {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "p": gg.p, "q": gg.q, "gamma": gg.gamma}}
 
 
+def side_lifetimes_analyze(path: str, out: str) -> dict[str, object]:
+    """The peer's whole job on the CSV: what a lifetimes user writes (its own summary helper, fits, predictions)."""
+    warnings.simplefilter("ignore")
+    import pandas as pd
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    orders = pd.read_csv(path, parse_dates=["processed_at"])
+    summary = summary_data_from_transaction_data(orders, "customer_id", "processed_at", monetary_value_col="amount",
+                                                 observation_period_end=pd.Timestamp(str(AS_OF)), freq="D",
+                                                 freq_multiplier=7)
+    bgf = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+    rep = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    ggf = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+    summary["predicted_clv"] = ggf.customer_lifetime_value(
+        bgf, summary["frequency"], summary["recency"], summary["T"], summary["monetary_value"], time=12,
+        discount_rate=MONTHLY_DISCOUNT, freq="W")
+    summary["p_alive"] = bgf.conditional_probability_alive(summary["frequency"], summary["recency"], summary["T"])
+    summary.to_csv(out)
+    bp = bgf.params_
+    return {"customers": len(summary), "params": {k: float(bp[k]) for k in ("r", "alpha", "a", "b")}}
+
+
 def side_lifetimes(path: str) -> dict[str, object]:
     warnings.simplefilter("ignore")
     import pandas as pd
@@ -147,15 +179,32 @@ def side_lifetimes(path: str) -> dict[str, object]:
                        "p": gp["p"], "q": gp["q"], "gamma": gp["v"]}}
 
 
-SIDES = {"ours_pipeline": side_ours_pipeline, "ours_models": side_ours_models, "lifetimes": side_lifetimes}
+SIDES = {"ours_pipeline": side_ours_pipeline, "ours_models": side_ours_models, "lifetimes": side_lifetimes,
+         "lifetimes_analyze": side_lifetimes_analyze}
 
 
-def run_side(name: str, path: str) -> dict[str, object]:
-    out = subprocess.run([sys.executable, __file__, "--side", name, path], capture_output=True, text=True,
+def run_side(name: str, *paths: str) -> dict[str, object]:
+    out = subprocess.run([sys.executable, __file__, "--side", name, *paths], capture_output=True, text=True,
                          cwd=ROOT, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def whole_process(name: str, args: list[str]) -> dict[str, object]:
+    """Run a command from spawn to exit: wall seconds, its own peak RSS (wait4's rusage) and its last stdout line."""
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} failed ({proc.returncode}):\n{stderr.read().decode()[-3000:]}")
+        lines = stdout.read().decode().strip().splitlines()
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024.0, "output": json.loads(lines[-1]) if lines else {}}
 
 
 def emit(name: str, value: float, unit: str, **extra: object) -> None:
@@ -171,6 +220,7 @@ def side_generate(directory: str) -> dict[str, object]:
     started = time.perf_counter()
     data = generate(N_CUSTOMERS, SEED)
     np.savez(str(Path(directory) / "orders.npz"), **data)
+    write_csv(data, Path(directory) / "orders.csv")
     features = customer_features(orders_frame(data), pd.Timestamp(str(AS_OF)))
     summary = {k: features[k].to_numpy(float) for k in ("x", "t_x", "T", "zbar")}
     if PEER_CUSTOMERS < len(features):
@@ -183,6 +233,26 @@ def side_generate(directory: str) -> dict[str, object]:
 SIDES["generate"] = side_generate
 
 
+def write_csv(data: dict[str, np.ndarray], path: Path) -> None:
+    """The orders as a shop export: one line per order, seconds-precision times, a discount on 30 % of them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    n = len(data["ns"])
+    when = data["ns"].view("datetime64[ns]").astype("datetime64[s]")
+    table = pa.table({
+        "customer_id": pc.binary_join_element_wise("c", pa.array(data["customer"]).cast(pa.string()), ""),
+        "order_id": pa.array(np.arange(n)).cast(pa.string()),
+        "processed_at": pa.array(when).cast(pa.string()),
+        "amount": pa.array(data["amount"]),
+        "discount": pa.array(np.where(data["discounted"], np.round(data["amount"] * 0.1, 2), 0.0)),
+    })
+    with path.open("wb") as out:
+        out.write((",".join(table.column_names) + "\n").encode())
+        pcsv.write_csv(table, out, pcsv.WriteOptions(include_header=False, quoting_style="none"))
+
+
 def main() -> int:
     # The parent only launches processes, so each child's ru_maxrss is its own peak
     # (a forked child starts with its parent's high-water mark).
@@ -192,6 +262,12 @@ def main() -> int:
         ours = run_side("ours_pipeline", str(Path(tmp) / "orders.npz"))
         models = run_side("ours_models", str(Path(tmp) / "summary.npz"))
         peer = run_side("lifetimes", str(Path(tmp) / "summary.npz"))
+        csv = str(Path(tmp) / "orders.csv")
+        retention = str(Path(sys.executable).with_name("retention"))
+        ours_whole = whole_process("retention analyze", [retention, "analyze", csv, "--as-of", str(AS_OF), "--json",
+                                                         "--customers", str(Path(tmp) / "ours_customers.csv")])
+        peer_whole = whole_process("lifetimes", [sys.executable, __file__, "--side", "lifetimes_analyze", csv,
+                                                 str(Path(tmp) / "lifetimes_customers.csv")])
     emit("analytics_pipeline_seconds", ours["seconds"], "s", customers=ours["customers"], orders=ours["orders"],
          model=ours["model"])
     emit("analytics_pipeline_peak_rss", ours["peak_mb"], "MB")
@@ -204,6 +280,19 @@ def main() -> int:
          baseline_value=round(peer["clv_sum"], 2), ratio=round(peer["clv_sum"] / models["clv_sum"], 4))
     emit("p_alive_mean_vs_lifetimes", models["alive_mean"], "", customers=n_peer, baseline="lifetimes 0.11.3",
          baseline_value=round(peer["alive_mean"], 6), ratio=round(peer["alive_mean"] / models["alive_mean"], 6))
+    ours_out, peer_out = ours_whole["output"], peer_whole["output"]
+    assert isinstance(ours_out, dict) and isinstance(peer_out, dict)
+    whole_ratio = float(peer_whole["seconds"]) / float(ours_whole["seconds"])
+    emit("analyze_whole_seconds", float(ours_whole["seconds"]), "s", customers=ours_out["customers"],
+         orders=ours_out["orders"], baseline="lifetimes 0.11.3 whole process",
+         baseline_value=round(float(peer_whole["seconds"]), 6), ratio=round(whole_ratio, 2), target="ratio >= 10",
+         met=N_CUSTOMERS >= 1_000_000 and whole_ratio >= 10)
+    emit("analyze_whole_peak_rss", float(ours_whole["peak_mb"]), "MB", baseline="lifetimes 0.11.3 whole process",
+         baseline_value=round(float(peer_whole["peak_mb"]), 3),
+         ratio=round(float(peer_whole["peak_mb"]) / float(ours_whole["peak_mb"]), 2))
+    emit("analyze_whole_param_r", float(ours_out["bgnbd"]["r"]), "", baseline="lifetimes 0.11.3 whole process",
+         baseline_value=round(float(peer_out["params"]["r"]), 6),
+         ratio=round(float(peer_out["params"]["r"]) / float(ours_out["bgnbd"]["r"]), 4))
     truth = {**TRUE_BGNBD, **TRUE_GG}
     for key, true_value in truth.items():
         fitted = float(ours["params"][key])
@@ -214,7 +303,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--side":
-        print(json.dumps(SIDES[sys.argv[2]](sys.argv[3])))
+    if len(sys.argv) >= 4 and sys.argv[1] == "--side":
+        print(json.dumps(SIDES[sys.argv[2]](*sys.argv[3:])))
         sys.exit(0)
     sys.exit(main())

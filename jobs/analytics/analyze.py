@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import cast
 
@@ -85,6 +86,16 @@ def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
         # Orders left without a person (deleted or redacted customer, guest without email) count for the shop's
         # revenue and order KPIs only; every per-customer figure is computed without them.
         orders = orders.loc[~orders["anonymous"].astype(bool)]
+    with ThreadPoolExecutor(1) as pool:
+        # The cohort matrix needs only the orders: a full run computes it beside the features and fits (numpy and
+        # Arrow release the GIL, so a second core shortens the run; the result is the same).
+        cohorts = pool.submit(cohort_matrix, orders, today) if fit is None else None
+        return _analyze(orders, shop_orders, settings, today, checkouts, birth_dates, fit, cohorts)
+
+
+def _analyze(orders: pd.DataFrame, shop_orders: pd.DataFrame, settings: AnalyticsSettings, today: pd.Timestamp,
+             checkouts: pd.DataFrame | None, birth_dates: pd.Series | None, fit: Fit | None,
+             cohorts: Future[pd.DataFrame] | None) -> AnalysisResult:
     features = customer_features(orders, today)
     rfm = rfm_scores(features, settings.rfm.bins) if fit is None else stored_rfm(features, fit)
     predictions = predict(features, today, settings, None if fit is None else fit.stored_model())
@@ -107,7 +118,8 @@ def analyze(orders: pd.DataFrame, settings: AnalyticsSettings, as_of: AsOf,
     kpis = shop_kpis(features, predictions.frame, orders, today, settings.kpi_period_days, shop_orders=shop_orders)
     off = segments_off(customers, settings)
     made = make_fit(features, customers, segments, predictions, settings, today, off)
-    return AnalysisResult(today, customers, segments, kpis, cohort_matrix(orders, today), predictions.model,
+    assert cohorts is not None
+    return AnalysisResult(today, customers, segments, kpis, cohorts.result(), predictions.model,
                           predictions.bgnbd, predictions.gamma_gamma, segments_off=off, fit=made)
 
 

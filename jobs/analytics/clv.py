@@ -20,7 +20,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.features import AsOf
+from jobs.analytics.features import AsOf, stable_order
 
 if TYPE_CHECKING:
     from jobs.analytics.fit import StoredModel
@@ -29,6 +29,7 @@ WEEKS_PER_MONTH = 365.25 / 12 / 7
 MAX_NEXT_ORDER_WEEKS = 5 * 365.25 / 7
 BOUNDS = (1e-6, 1e6)
 SANE = (1e-5, 1e5)  # a parameter this close to the optimiser's bounds means the fit ran away
+Groups = tuple[list[np.ndarray], np.ndarray, np.ndarray]  # compress(x, T) (unique rows, counts, inverse) to share
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.nda
     n = len(columns[0])
     if n == 0:
         return [c[:0] for c in columns], np.zeros(0), np.zeros(0, dtype=np.int64)
-    order = np.lexsort(columns[::-1])
+    order = stable_order(*columns)
     change = np.zeros(n, dtype=bool)
     change[0] = True
     for column in columns:
@@ -247,9 +248,9 @@ def monthly_rate(annual_rate: float) -> float:
 
 
 def clv_bgnbd(params: BgNbdParams, spend: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-              months: int, annual_rate: float) -> tuple[np.ndarray, np.ndarray]:
+              months: int, annual_rate: float, groups: Groups | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Discounted CLV over months and expected purchases over the horizon; hyp2f1 runs on unique (x, T) only."""
-    (ux, uT), _, inverse = compress(np.asarray(x, float), np.asarray(T, float))
+    (ux, uT), _, inverse = groups or compress(np.asarray(x, float), np.asarray(T, float))
     alive = p_alive(params, x, t_x, T)
     discount = 1.0 + monthly_rate(annual_rate)
     value = np.zeros(len(ux))
@@ -261,9 +262,9 @@ def clv_bgnbd(params: BgNbdParams, spend: np.ndarray, x: np.ndarray, t_x: np.nda
     return alive * value[inverse] * spend, alive * previous[inverse]
 
 
-def next_order_weeks(params: BgNbdParams, x: np.ndarray, T: np.ndarray, iterations: int = 40) -> np.ndarray:
+def next_order_weeks(params: BgNbdParams, x: np.ndarray, T: np.ndarray, iterations: int = 40, groups: Groups | None = None) -> np.ndarray:
     """Weeks t after T with E[Y(t) | alive] = 1, by bisection on unique (x, T); NaN beyond five years."""
-    (ux, uT), _, inverse = compress(np.asarray(x, float), np.asarray(T, float))
+    (ux, uT), _, inverse = groups or compress(np.asarray(x, float), np.asarray(T, float))
     low, high = np.zeros(len(ux)), np.full(len(ux), MAX_NEXT_ORDER_WEEKS)
     reachable = expected_if_alive(params, high, ux, uT) >= 1.0
     for _ in range(iterations):
@@ -271,7 +272,7 @@ def next_order_weeks(params: BgNbdParams, x: np.ndarray, T: np.ndarray, iteratio
         above = expected_if_alive(params, mid, ux, uT) >= 1.0
         high = np.where(above, mid, high)
         low = np.where(above, low, mid)
-    return cast(np.ndarray, np.where(reachable, high, np.nan)[inverse])
+    return np.asarray(np.where(reachable, high, np.nan)[inverse])
 
 
 def shop_gap(features: pd.DataFrame) -> float:
@@ -287,8 +288,7 @@ def heuristic_predictions(features: pd.DataFrame, months: int, annual_rate: floa
     (`gap_days`: the shop's, from a stored fit; else from these customers)."""
     gaps = features["avg_days_between_orders"].to_numpy(dtype=float)
     shop_gap_days = shop_gap(features) if gap_days is None else gap_days
-    gap = np.where(np.isfinite(gaps) & (gaps > 0), gaps, shop_gap_days)
-    gap = np.maximum(gap, 1.0)
+    gap = np.maximum(np.where(np.isfinite(gaps) & (gaps > 0), gaps, shop_gap_days), 1.0)
     alive = np.exp(-features["days_since_last_order"].to_numpy(dtype=float).clip(min=0) / (2.0 * gap))
     spend = features["aov"].to_numpy(dtype=float).clip(min=0)
     month_days = 365.25 / 12
@@ -371,8 +371,9 @@ def _score(features: pd.DataFrame, today: pd.Timestamp, settings: AnalyticsSetti
         spend = expected_spend(gamma_gamma, x, zbar)
     else:
         spend = features["aov"].to_numpy(dtype=float)
-    clv, purchases = clv_bgnbd(bgnbd, spend, x, t_x, T, months, rate)
-    weeks = next_order_weeks(bgnbd, x, T)
+    groups = compress(x, T)  # one grouping of (x, T) for both
+    clv, purchases = clv_bgnbd(bgnbd, spend, x, t_x, T, months, rate, groups)
+    weeks = next_order_weeks(bgnbd, x, T, groups=groups)
     next_date = today + pd.to_timedelta(np.round(weeks * 7.0), unit="D")
     frame = pd.DataFrame(
         {

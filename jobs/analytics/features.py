@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:  # no `datetime` import: the analytics modules stay clear of the clock
     from pandas._typing import DateAndDatetimeLike
@@ -80,10 +82,10 @@ def customer_features(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
     """One row per customer with a valid order up to as_of; x, t_x, T (weeks) and zbar feed the models."""
     valid = valid_orders(orders, as_of)
     today = as_of_day(as_of)
-    codes, uniques = pd.factorize(valid["customer_id"].astype(str), sort=True)
-    n = len(uniques)
+    codes, ids = customer_codes(valid["customer_id"])
+    n = len(ids)
     ts = valid["processed_at"].to_numpy().astype("datetime64[ns]").astype(np.int64)
-    order = np.lexsort((ts, codes))
+    order = stable_order(codes, ts)
     codes_s, ts_s = codes[order], ts[order]
     amount = valid["amount"].to_numpy(dtype=float)[order]
     starts = np.flatnonzero(np.r_[True, codes_s[1:] != codes_s[:-1]]) if n else np.zeros(0, dtype=np.int64)
@@ -113,8 +115,8 @@ def customer_features(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
 
     features = pd.DataFrame(
         {
-            "first_order_date": pd.to_datetime(first_ns),
-            "last_order_date": pd.to_datetime(last_ns),
+            "first_order_date": first_ns.view("datetime64[ns]"),  # pd.to_datetime of int64 walks them one by one
+            "last_order_date": last_ns.view("datetime64[ns]"),
             "number_of_orders": count,
             "amount_spent": spend,
             "gross_spent": np.bincount(codes_s, weights=gross, minlength=n),
@@ -129,10 +131,82 @@ def customer_features(orders: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
             "T": (today_day - first_day) / 7.0,
             "zbar": zbar,
         },
-        index=pd.Index(np.asarray(uniques, dtype=object), name="customer_id"),
+        index=ids,
     )
     features.insert(10, "categories_bought", _categories(valid, codes, n))
     return features
+
+
+def customer_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """pd.factorize(ids.astype(str), sort=True) as (codes, Index named customer_id); on Arrow text without gaps by
+    Arrow's hash encoding and a sort of the distinct ids only (pandas sorts them as Python objects)."""
+    text = ids.astype(str)
+    if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow" and not text.hasnans:
+        values = pa.array(text.array)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        encoded = pc.dictionary_encode(values)
+        order = np.asarray(pc.sort_indices(encoded.dictionary).to_numpy(zero_copy_only=False), dtype=np.int64)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+        return codes, pd.Index(encoded.dictionary.take(pa.array(order)).to_pandas(), name="customer_id")
+    codes, uniques = pd.factorize(text, sort=True)
+    return codes, pd.Index(np.asarray(uniques, dtype=object), name="customer_id")
+
+
+def text_codes(ids: pd.Series) -> np.ndarray:
+    """An integer per distinct id (ids.astype(str), numbered in any order; -1 for a missing one): for counting and
+    grouping customers, by Arrow's hash encoding when the ids are Arrow text."""
+    text = ids.astype(str)
+    if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow" and not text.hasnans:
+        values = pa.array(text.array)
+        encoded = pc.dictionary_encode(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+        return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes, _ = pd.factorize(text)
+    return np.asarray(codes, dtype=np.int64)
+
+
+def stable_order(*keys: np.ndarray) -> np.ndarray:
+    """np.lexsort(keys[::-1]): rows by the first key, then the next, ties in row order; Arrow's stable multi-key
+    sort is several times faster on millions of rows (NaN last and -0.0 == 0.0, as in numpy)."""
+    packed = _packed(keys)
+    if packed is not None:
+        return np.argsort(packed, kind="stable")
+    table = pa.table({f"k{i}": key for i, key in enumerate(keys)})
+    order = pc.sort_indices(table, sort_keys=[(f"k{i}", "ascending") for i in range(len(keys))])
+    return np.asarray(order.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _packed(keys: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """One int64 per row ordering like the keys, when each key is whole numbers (or whole sevenths: days in weeks)
+    in a small range; None otherwise. Equal rows get equal numbers, so a stable sort of it is the same order."""
+    packed = np.zeros(len(keys[0]), dtype=np.int64)
+    total = 1
+    for key in keys:
+        whole = _whole(key)
+        if whole is None:
+            return None
+        span = int(whole.max()) + 1 if len(whole) else 1
+        total *= span
+        if total > 2**62:
+            return None
+        packed = packed * span + whole
+    return packed
+
+
+def _whole(key: np.ndarray) -> np.ndarray | None:
+    """key as integers 0.. in the same order (k / scale == key exactly, so equal ones stay equal), or None."""
+    if key.dtype.kind in "iu":
+        low = int(key.min()) if len(key) else 0
+        return key.astype(np.int64) - low if len(key) and int(key.max()) - low < 2**31 else None
+    if key.dtype.kind != "f" or not np.isfinite(key).all():
+        return None
+    for scale in (1.0, 7.0):
+        scaled = np.round(key * scale)
+        if np.array_equal(scaled / scale, key) and (not len(key) or scaled.max() - scaled.min() < 2**31):
+            return (scaled - (scaled.min() if len(key) else 0.0)).astype(np.int64)
+    return None
 
 
 def _categories(valid: pd.DataFrame, codes: np.ndarray, n: int) -> np.ndarray:

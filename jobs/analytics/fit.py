@@ -105,6 +105,22 @@ def edge_scores(values: np.ndarray, edges: list[float]) -> np.ndarray:
     return (np.searchsorted(np.asarray(edges, dtype=float), values, side="left") + 1).astype(np.int64)
 
 
+def top_rows(values: pd.Series, k: int) -> np.ndarray:
+    """Positions of the first k rows ranked by value (higher first, non-finite last), ties by id then position:
+    the rows above the k-th value in any order, then the tied rows taken, by id; the last one is the k-th.
+    Equal to the first k of a full lexsort, with the string ids compared only among the values tied at the cut."""
+    numbers = values.to_numpy(dtype=float)
+    negated = -np.where(np.isfinite(numbers), numbers, -np.inf)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    cut = np.partition(negated, k - 1)[k - 1]
+    above = np.flatnonzero(negated < cut)
+    tied = np.flatnonzero(negated == cut)
+    ids = values.index[tied].to_numpy().astype(str)
+    taken = tied[np.argsort(ids, kind="stable")[: k - len(above)]]
+    return np.concatenate([above, taken])
+
+
 def top_boundary(values: pd.Series, percent: float) -> list[Any] | None:
     """The last customer segments.top_percent picks (value, id), or None when it picks nobody."""
     n = len(values)
@@ -113,9 +129,8 @@ def top_boundary(values: pd.Series, percent: float) -> list[Any] | None:
         return None
     numbers = values.to_numpy(dtype=float)
     numbers = np.where(np.isfinite(numbers), numbers, -np.inf)
-    ids = values.index.to_numpy().astype(str)
-    last = np.lexsort((ids, -numbers))[k - 1]
-    return [float(numbers[last]), str(ids[last])]
+    last = int(top_rows(values, k)[-1])
+    return [float(numbers[last]), str(values.index[last:last + 1].to_numpy().astype(str)[0])]
 
 
 def within_top(values: pd.Series, boundary: list[Any] | None) -> pd.Series:

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from connector.analytics_settings import AnalyticsSettings, CustomSegment
 from connector.segment_rules import parse_rule
@@ -12,7 +14,7 @@ from jobs.analytics.birthdays import birthday_segments, has_birth_dates
 from jobs.analytics.rules import evaluate
 from jobs.analytics.vip_tiers import tier_segments
 from jobs.analytics.features import AsOf, as_of_day, valid_orders
-from jobs.analytics.fit import top_boundary, within_top
+from jobs.analytics.fit import top_boundary, top_rows, within_top
 from jobs.analytics.rfm import GROUPS, group_slug
 
 
@@ -29,24 +31,41 @@ def top_percent(values: pd.Series, percent: float) -> pd.Series:
     k = math.ceil(n * percent / 100.0) if n else 0
     numbers = values.to_numpy(dtype=float)
     numbers = np.where(np.isfinite(numbers), numbers, -np.inf)
-    order = np.lexsort((values.index.to_numpy().astype(str), -numbers))
     chosen = np.zeros(n, dtype=bool)
-    chosen[order[:k]] = True
+    chosen[top_rows(values, min(k, n))] = True
     return pd.Series(chosen & (numbers > 0), index=values.index)
 
 
 def holiday_buyers(orders: pd.DataFrame, as_of: AsOf) -> set[str]:
     """Customers with a valid order from Black Friday to 31 December of a year before as_of's year."""
+    return set(holiday_ids(orders, as_of))
+
+
+def holiday_ids(orders: pd.DataFrame, as_of: AsOf) -> pd.Series:
+    """holiday_buyers as a column of ids (repeats possible), kept in the frame's own text type."""
     today = as_of_day(as_of)
     valid = valid_orders(orders, as_of)
     when = valid["processed_at"]
     earlier = valid.loc[when.dt.year < today.year]
     if earlier.empty:
-        return set()
+        return pd.Series([], dtype=object)
     years = earlier["processed_at"].dt.year
     starts = years.map({int(y): black_friday(int(y)) for y in years.unique()})
     in_window = earlier["processed_at"].to_numpy() >= starts.to_numpy(dtype="datetime64[ns]")
-    return set(earlier.loc[in_window, "customer_id"].astype(str))
+    ids: pd.Series = earlier.loc[in_window, "customer_id"].astype(str)
+    return ids
+
+
+def members(index: pd.Index, ids: set[str] | pd.Series) -> np.ndarray:
+    """index.isin(ids); Arrow's hash lookup when both are Arrow text (pandas' isin walks them in Python)."""
+    if not len(ids):
+        return np.zeros(len(index), dtype=bool)
+    arrow_text = isinstance(index.dtype, pd.StringDtype) and index.dtype.storage == "pyarrow"
+    if arrow_text and isinstance(ids, pd.Series) and ids.dtype == index.dtype:
+        values = pa.array(index.array)
+        found = pc.is_in(values, value_set=pc.unique(pa.array(ids.array).cast(values.type)))
+        return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return np.asarray(index.isin(list(set(ids))), dtype=bool)
 
 
 def cart_abandoners(checkouts: pd.DataFrame | None, last_order: pd.Series, as_of: AsOf, days: int) -> set[str]:
@@ -137,10 +156,9 @@ def builtin_segments(customers: pd.DataFrame, orders: pd.DataFrame, checkouts: p
         out["lapsed"] = (column("days_since_last_order") >= s.lapsed.days) & (orders_n >= s.lapsed.min_orders)
     if s.cart_abandoner.enabled:
         ids = cart_abandoners(checkouts, column("last_order_date"), as_of, s.cart_abandoner.days)
-        out["cart_abandoner"] = pd.Series(customers.index.isin(list(ids)), index=customers.index)
+        out["cart_abandoner"] = pd.Series(members(customers.index, ids), index=customers.index)
     if s.holiday_buyer.enabled:
-        ids = holiday_buyers(orders, as_of)
-        out["holiday_buyer"] = pd.Series(customers.index.isin(list(ids)), index=customers.index)
+        out["holiday_buyer"] = pd.Series(members(customers.index, holiday_ids(orders, as_of)), index=customers.index)
     if s.due_to_reorder.enabled:
         next_date = pd.to_datetime(column("expected_next_order_date")).dt.normalize()
         window = (next_date >= today) & (next_date <= today + pd.Timedelta(days=s.due_to_reorder.days))

@@ -5,19 +5,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+# pandas, scipy and the analytics load inside run(), while Arrow parses the file on another thread.
+if TYPE_CHECKING:
+    import pandas as pd
 
-from connector.analytics_settings import AnalyticsSettings
-from jobs.analytics.accuracy import accuracy_of
-from jobs.analytics.analyze import AnalysisResult, analyze
-from jobs.transactions.read import InputError, Transactions, read_transactions
-from jobs.transactions.values import at_lines
-
-CUSTOMER_COLUMNS = ("customer_id", "segments", "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_score",
-                    "rfm_group", "vip_tier", "number_of_orders", "amount_spent", "predicted_clv", "p_alive",
-                    "expected_next_order_date", "birth_date")
+    from jobs.transactions.read import Transactions
 
 
 def register(subparsers: Any) -> None:
@@ -44,11 +38,17 @@ def register(subparsers: Any) -> None:
 
 def read_orders(path: str, dayfirst: bool | None = None) -> pd.DataFrame:
     """Read a transaction CSV into the orders frame (InputError, a ValueError, names the bad lines)."""
+    from jobs.transactions.read import read_transactions
+
     return read_transactions(path, dayfirst).orders
 
 
 def _as_of(read: Transactions, path: str, chosen: str | None, today: pd.Timestamp, notes: list[str]) -> pd.Timestamp:
     """The analysis day; rows dated after today are reported and never move it."""
+    import pandas as pd
+
+    from jobs.transactions.values import at_lines
+
     dates = read.line_dates
     future = dates >= (today + pd.Timedelta(days=1)).to_datetime64()
     if future.any():
@@ -63,8 +63,28 @@ def _as_of(read: Transactions, path: str, chosen: str | None, today: pd.Timestam
 
 def run(args: argparse.Namespace) -> int:
     """Analyse the file and print a table or JSON."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.transactions.table import read_table
+    from jobs.transactions.values import InputError
+
+    with ThreadPoolExecutor(1) as pool:
+        # Arrow parses without holding the GIL: the file is read while the libraries below load.
+        pending = pool.submit(read_table, args.file)
+        import pandas as pd
+
+        from connector.analytics_settings import AnalyticsSettings
+        from jobs.analytics.analyze import AnalysisResult, analyze
+        from jobs.transactions.read import read_transactions
+        try:
+            table = pending.result()
+        except (ValueError, OSError) as exc:  # InputError is a ValueError: reported below like any other
+            table = exc
     try:
-        read = read_transactions(args.file, args.dayfirst)
+        if isinstance(table, BaseException):
+            raise table
+        read = read_transactions(args.file, args.dayfirst, table)
+        del table  # the raw text columns: the orders frame holds what the analysis needs
         notes = list(read.notes)
         today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
         as_of = _as_of(read, args.file, args.as_of, today, notes)
@@ -78,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = AnalyticsSettings()
     if calibration_end is not None:
+        from jobs.analytics.accuracy import accuracy_of  # only the holdout check needs it
+
         result = analyze(read.orders, settings, calibration_end, birth_dates=read.birth_dates)
         checked = accuracy_of(result, read.orders, settings, as_of).to_dict()
         result = AnalysisResult(**{**vars(result), "extra": {
@@ -89,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"retention analyze: {note}", file=sys.stderr)
     if args.customers:
         try:
+            from jobs.commands.analyze_output import write_customers
+
             write_customers(result, args.customers)
         except OSError as exc:
             print(f"retention analyze: {args.customers}: {exc}", file=sys.stderr)
@@ -99,28 +123,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(payload))
     return 0
-
-
-def customer_table(result: AnalysisResult) -> pd.DataFrame:
-    """One row per customer: segments (space separated), RFM, tier, CLV, P(alive), expected next order."""
-    customers = result.customers
-    segments = result.segments.reindex(customers.index, fill_value=False)
-    names = segments.columns.to_numpy(dtype=object)
-    matrix = segments.to_numpy(dtype=bool)
-    table = pd.DataFrame(index=customers.index)
-    table["segments"] = [" ".join(names[row]) for row in matrix]
-    for name in CUSTOMER_COLUMNS[2:]:
-        table[name] = customers[name] if name in customers.columns else None
-    for name in ("expected_next_order_date", "birth_date"):
-        dates = pd.to_datetime(table[name], errors="coerce")
-        table[name] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), "")
-    table = table.reset_index().rename(columns={"index": "customer_id"})
-    return table.sort_values("customer_id", kind="stable")[list(CUSTOMER_COLUMNS)]
-
-
-def write_customers(result: AnalysisResult, path: str) -> None:
-    """Write the per-customer table as CSV (numbers as read; unknown values empty)."""
-    customer_table(result).to_csv(path, index=False, float_format="%.6g")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:

@@ -1,7 +1,6 @@
 """Read a transaction CSV for `retention analyze`: pyarrow's reader, every cell checked, a refusal names its lines."""
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,16 +9,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from jobs.analytics.features import orders_from_lines
 from jobs.analytics.refunds import net_refunds
+from jobs.transactions.table import REQUIRED, USED, read_table
 from jobs.transactions.values import FIRST_ROW_LINE, InputError, amounts, at_lines, blank, quantities, timestamps
 
-REQUIRED = ("customer_id", "order_id", "processed_at", "amount")
-OPTIONAL = ("product_id", "quantity", "discount", "category", "birth_date")
-USED = tuple(name for name in REQUIRED + OPTIONAL if name != "product_id")
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -34,54 +29,15 @@ class Transactions:
     birth_dates: pd.Series | None = None
 
 
-def _table(path: str) -> pa.Table:
-    """The CSV as text columns; gzip is told by its magic bytes, not by the file name."""
-    with open(path, "rb") as handle:
-        compression = "gzip" if handle.read(2) == GZIP_MAGIC else None
-    try:
-        with pa.input_stream(path, compression=compression) as stream:
-            header = next(csv.reader([stream.read(65536).decode("utf-8", "replace").splitlines()[0]]), [])
-    except (IndexError, StopIteration, OSError):
-        header = []
-    # Only the columns the analysis reads are converted (product ids and any extra columns are skipped unread).
-    wanted = [name for name in dict.fromkeys(h.strip() for h in header) if name in USED]
-    types = {name: pa.string() for name in wanted}
-    try:
-        with pa.input_stream(path, compression=compression) as stream:
-            return pcsv.read_csv(stream, parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
-                                 convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
-                                                                     include_columns=wanted or None))
-    except pa.ArrowInvalid as exc:
-        message = str(exc)
-        if "UTF8" in message or "UTF-8" in message:
-            raise InputError([f"{path} line {_bad_utf8_line(path, compression)}: not UTF-8 text; "
-                              "save the file as UTF-8"]) from None
-        if "Empty CSV" in message:
-            raise InputError([f"{path}: the file is empty (need a header line {','.join(REQUIRED)})"]) from None
-        raise InputError([f"{path}: not a readable CSV ({message})"]) from None
-    except OSError as exc:  # a truncated or corrupt gzip stream
-        raise InputError([f"{path}: cannot be read ({exc})"]) from None
-
-
-def _bad_utf8_line(path: str, compression: str | None) -> int:
-    """The first line with bytes that are not UTF-8 (only on the error path)."""
-    with pa.input_stream(path, compression=compression) as stream:
-        for number, raw in enumerate(stream.read().split(b"\n"), start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 1
-
-
 def _text(table: pa.Table, name: str) -> pa.Array:
     values = table.column(name).combine_chunks().cast(pa.string())
     return pc.utf8_trim_whitespace(values) if name in ("customer_id", "order_id") else values
 
 
-def read_transactions(path: str, dayfirst: bool | None = None) -> Transactions:
-    """Read, check and turn a transaction CSV into the orders frame; raise InputError listing every problem."""
-    table = _table(path)
+def read_transactions(path: str, dayfirst: bool | None = None, table: pa.Table | None = None) -> Transactions:
+    """Read, check and turn a transaction CSV into the orders frame; raise InputError listing every problem.
+    `table`: read_table(path) when the caller read it already (the CLI reads while its libraries load)."""
+    table = read_table(path) if table is None else table
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
         raise InputError([f"{path}: missing column(s) {', '.join(missing)}; need {','.join(REQUIRED)}"])
@@ -96,7 +52,7 @@ def read_transactions(path: str, dayfirst: bool | None = None) -> Transactions:
         cells = {name: values.filter(pa.array(~empty_line)) for name, values in cells.items()}
     line = np.flatnonzero(~empty_line) + FIRST_ROW_LINE
     for name in ("customer_id", "order_id"):
-        empty = blank(cells[name])
+        empty = blank(cells[name], trimmed=True)  # _text trimmed the ids
         if empty.any():
             problems.append(f"{_lines(path, line, empty)}: empty {name}")
     frame = pd.DataFrame({"customer_id": cells["customer_id"].to_pandas(), "order_id": cells["order_id"].to_pandas()})
@@ -135,6 +91,8 @@ def read_transactions(path: str, dayfirst: bool | None = None) -> Transactions:
 def _orders(frame: pd.DataFrame, order_ids: pa.Array, customer_ids: pa.Array, path: str, line: np.ndarray,
             problems: list[str]) -> pd.DataFrame:
     """Lines summed per order with integer codes (Arrow's hash encoding) instead of a string group-by."""
+    if _distinct_numbers(order_ids):
+        return _one_line_per_order(frame, order_ids, customer_ids)
     orders_enc = pc.dictionary_encode(pc.fill_null(order_ids, ""))
     customers_enc = pc.dictionary_encode(pc.fill_null(customer_ids, ""))  # empty ids are already reported
     codes = np.asarray(orders_enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -164,6 +122,39 @@ def _orders(frame: pd.DataFrame, order_ids: pa.Array, customer_ids: pa.Array, pa
                                            minlength=n) > 0
     orders["items"] = np.bincount(codes, weights=quantity, minlength=n).astype(np.int64)
     # A CSV has no status: a zero total is kept as a sale (free sample); a negative one is a refund (net_refunds).
+    orders["valid"] = orders["amount"].to_numpy() >= 0
+    return orders
+
+
+def _distinct_numbers(order_ids: pa.Array) -> bool:
+    """Whether every order id is a whole number and no two are equal (then no two texts are equal either): the
+    common one-line-per-order export, told without hashing millions of strings."""
+    if order_ids.null_count or not len(order_ids):
+        return False
+    try:
+        numbers = np.asarray(pc.cast(order_ids, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    if (numbers[1:] > numbers[:-1]).all():  # the usual export order: no sort needed
+        return True
+    ordered = np.sort(numbers)
+    return bool((ordered[1:] != ordered[:-1]).all())
+
+
+def _one_line_per_order(frame: pd.DataFrame, order_ids: pa.Array, customer_ids: pa.Array) -> pd.DataFrame:
+    """_orders when every line is its own order: the same frame (the same sums of one value each), no group-by."""
+    amount = frame["amount"].to_numpy(dtype=float) + 0.0  # as bincount's sum from 0.0 (-0.0 becomes 0.0)
+    quantity = frame["quantity"].to_numpy(dtype=float) if "quantity" in frame.columns else np.ones(len(frame))
+    orders = pd.DataFrame({
+        "customer_id": pc.fill_null(customer_ids, "").to_pandas(),
+        "order_id": order_ids.to_pandas(),
+        "processed_at": frame["processed_at"].to_numpy(dtype="datetime64[ns]"),
+        "amount": amount,
+    })
+    orders["gross"] = orders["amount"]
+    if "discount" in frame.columns:
+        orders["discounted"] = frame["discount"].to_numpy(dtype=float) != 0
+    orders["items"] = quantity.astype(np.int64)
     orders["valid"] = orders["amount"].to_numpy() >= 0
     return orders
 

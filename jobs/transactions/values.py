@@ -48,9 +48,10 @@ def _first(mask: np.ndarray, cells: pa.Array) -> str:
     return f"line {row + FIRST_ROW_LINE}: {cells[row].as_py()!r}"
 
 
-def blank(cells: pa.Array) -> np.ndarray:
-    """Rows whose cell is missing or only whitespace."""
-    return _mask(pc.or_kleene(pc.is_null(cells), pc.equal(pc.utf8_trim_whitespace(cells), pa.scalar("", pa.string()))))
+def blank(cells: pa.Array, trimmed: bool = False) -> np.ndarray:
+    """Rows whose cell is missing or only whitespace (`trimmed`: the cells are trimmed already)."""
+    text = cells if trimmed else pc.utf8_trim_whitespace(cells)
+    return _mask(pc.or_kleene(pc.is_null(cells), pc.equal(text, pa.scalar("", pa.string()))))
 
 
 def _cast(cells: pa.Array, to: pa.DataType) -> np.ndarray | None:
@@ -190,7 +191,9 @@ def timestamps(cells: pa.Array, path: str, problems: list[str], notes: list[str]
     fast = _cast(cells, pa.timestamp("ns"))
     if fast is not None:
         values = np.asarray(fast, dtype="datetime64[ns]")
-        years = values.astype("datetime64[Y]").astype(np.int64) + 1970
+        # Every year is in range iff the earliest and the latest are (NaT cannot occur: nulls left the fast path).
+        ends = [values.argmin(), values.argmax()] if len(values) else []
+        years = values[ends].astype("datetime64[Y]").astype(np.int64) + 1970
         if ((years >= MIN_YEAR) & (years <= MAX_YEAR)).all():
             return values
     cells = pc.utf8_trim_whitespace(cells)
