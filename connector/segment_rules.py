@@ -4,6 +4,7 @@ from __future__ import annotations
 import calendar
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Union
 
@@ -155,17 +156,17 @@ class _Parser:
         return node
 
     def parse_or(self) -> Node:
-        node = self.parse_and()
-        while self.peek().kind == "OR":
-            self.take()
-            node = BoolOp("OR", node, self.parse_and())
-        return node
+        return self.chain("OR", self.parse_and)
 
     def parse_and(self) -> Node:
-        node = self.parse_not()
-        while self.peek().kind == "AND":
+        return self.chain("AND", self.parse_not)
+
+    def chain(self, op: str, operand: Callable[[], Node]) -> Node:
+        """operand (op operand)*, grouped from the left."""
+        node = operand()
+        while self.peek().kind == op:
             self.take()
-            node = BoolOp("AND", node, self.parse_not())
+            node = BoolOp(op, node, operand())
         return node
 
     def parse_not(self) -> Node:

@@ -65,6 +65,13 @@ return dropped
 """
 
 
+def _checked_ids(job_ids: Sequence[str]) -> Sequence[str]:
+    """The ids, unless one is empty or holds a newline (the scripts receive them joined by newlines)."""
+    if any(not job_id or "\n" in job_id for job_id in job_ids):
+        raise ValueError("job ids must be non-empty and hold no newline")
+    return job_ids
+
+
 @dataclass
 class Services:
     """Held on `app.state.services` and in the arq worker context (`ctx["services"]`)."""
@@ -89,9 +96,8 @@ class Services:
     ) -> bool:
         """Queue a job; False (logged, not raised) when Redis is unreachable, since the inbox sweep catches up."""
         try:
-            if self.pool is None:
-                self.pool = await queue_pool(self.redis)
-            job = await self.pool.enqueue_job(
+            pool = await self._pool()
+            job = await pool.enqueue_job(
                 function, *args, _job_id=job_id, _defer_by=timedelta(seconds=defer_by) if defer_by else None
             )
             return job is not None
@@ -106,13 +112,9 @@ class Services:
         """
         if not jobs:
             return []
-        ids = [job_id for job_id, _ in jobs]
-        if any(not job_id or "\n" in job_id for job_id in ids):
-            raise ValueError("job ids must be non-empty and hold no newline")
+        ids = _checked_ids([job_id for job_id, _ in jobs])
         try:
-            if self.pool is None:
-                self.pool = await queue_pool(self.redis)
-            pool = self.pool
+            pool = await self._pool()
             now = timestamp_ms()
             serialized = [serialize_job(function, args, {}, None, now, serializer=pool.job_serializer)
                           for _, args in jobs]
@@ -131,12 +133,9 @@ class Services:
         how many were removed. 0 when Redis is unreachable: the jobs then run, and find nothing left to do."""
         if not job_ids:
             return 0
-        if any(not job_id or "\n" in job_id for job_id in job_ids):
-            raise ValueError("job ids must be non-empty and hold no newline")
+        _checked_ids(job_ids)
         try:
-            if self.pool is None:
-                self.pool = await queue_pool(self.redis)
-            pool = self.pool
+            pool = await self._pool()
             if self._drop_many is None or self._drop_many.registered_client is not pool:
                 self._drop_many = pool.register_script(DROP_MANY)
             return int(await self._drop_many(keys=[pool.default_queue_name], args=[
@@ -144,6 +143,12 @@ class Services:
         except Exception as exc:
             self._unreachable("drop_queued", exc)
             return 0
+
+    async def _pool(self) -> ArqRedis:
+        """The queue's pool, opened on first use (and again after Redis was unreachable)."""
+        if self.pool is None:
+            self.pool = await queue_pool(self.redis)
+        return self.pool
 
     def _unreachable(self, function: str, exc: Exception) -> None:
         """Forget the pool and log when Redis is unreachable; anything else is a bug and is raised."""

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from connector import database
 from connector.config import Settings, load_settings
 from connector.runtime import RedisProcess, start_redis_server
 from tests.support.live import free_port
+from tests.support.database import migrated
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -75,10 +75,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Settings]:
     """A migrated, connected database; yields the settings that point at it."""
-    await database.migrate(settings)
-    await database.connect(settings)
-    yield settings
-    await database.close()
+    async with migrated(settings):
+        yield settings
 
 
 class RedisServer:

@@ -8,8 +8,12 @@ from graphql import parse, print_ast
 from graphql.language import (
     DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     NameNode,
     OperationDefinitionNode,
+    SelectionNode,
+    SelectionSetNode,
     VariableDefinitionNode,
     VariableNode,
     visit,
@@ -17,17 +21,48 @@ from graphql.language import (
 )
 
 DIRECTORY = Path(__file__).resolve().parent / "graphql"
+FRAGMENTS = "fragments"  # graphql/fragments.graphql: selections shared by documents, not a document itself
 
 
 @cache
 def load(name: str) -> str:
-    """The text of graphql/<name>.graphql."""
-    return (DIRECTORY / f"{name}.graphql").read_text(encoding="utf-8")
+    """The text of graphql/<name>.graphql, with the fields of each shared fragment written in place of its spread."""
+    text = (DIRECTORY / f"{name}.graphql").read_text(encoding="utf-8")
+    inline = _Inline()
+    document = visit(parse(text), inline)
+    return print_ast(document) if inline.changed else text
 
 
 def names() -> list[str]:
     """Every document shipped with the adapter."""
-    return sorted(p.stem for p in DIRECTORY.glob("*.graphql"))
+    return sorted(p.stem for p in DIRECTORY.glob("*.graphql") if p.stem != FRAGMENTS)
+
+
+@cache
+def _fragments() -> dict[str, FragmentDefinitionNode]:
+    document = parse((DIRECTORY / f"{FRAGMENTS}.graphql").read_text(encoding="utf-8"))
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+class _Inline(Visitor):
+    """Replace each `...Name` spread by the fields of fragment Name: Shopify's bulk query checks (connections,
+    nesting, `id` under a nested connection's parent) then see plain fields, as in a document written out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = False
+
+    def leave_selection_set(self, node: SelectionSetNode, *_args: object) -> SelectionSetNode | None:
+        if not any(isinstance(s, FragmentSpreadNode) for s in node.selections):
+            return None
+        selections: list[SelectionNode] = []
+        for selection in node.selections:
+            if isinstance(selection, FragmentSpreadNode):
+                selections.extend(_fragments()[selection.name.value].selection_set.selections)
+            else:
+                selections.append(selection)
+        self.changed = True
+        return SelectionSetNode(selections=tuple(selections))
 
 
 class _Suffix(Visitor):

@@ -75,17 +75,18 @@ class Reply:
 
     @property
     def total_pages(self) -> int:
-        try:
-            return int(self.headers.get("X-WP-TotalPages", "1"))
-        except ValueError:
-            return 1
+        return self._count("X-WP-TotalPages", 1)
 
     @property
     def total(self) -> int:
+        return self._count("X-WP-Total", 0)
+
+    def _count(self, header: str, default: int) -> int:
+        """A WordPress count header; `default` when it is absent or not a number."""
         try:
-            return int(self.headers.get("X-WP-Total", "0"))
+            return int(self.headers.get(header, str(default)))
         except ValueError:
-            return 0
+            return default
 
     @property
     def server_time(self) -> datetime | None:

@@ -1,16 +1,8 @@
-from tortoise import migrations
+from tortoise import fields, migrations
 from tortoise.migrations import operations as ops
-from tortoise import fields
+
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0003_customer_changed_at')]
-
     initial = False
-
-    operations = [
-        ops.AddField(
-            model_name='CustomerRow',
-            name='birth_date',
-            field=fields.DateField(null=True),
-        ),
-    ]
+    operations = [ops.AddField(model_name='CustomerRow', name='birth_date', field=fields.DateField(null=True))]

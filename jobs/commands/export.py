@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import sys
 from typing import TextIO
 
-from connector import database, insights
-from connector.config import load_settings
+from connector import insights
+from connector.config import Settings
 from connector.database import json_column
 from connector.db import CustomerRow, ShopRow
+from jobs.commands import add_command
 
 COLUMNS = ("customer_id", "email", "guest", "segments", "rfm_group", "number_of_orders", "amount_spent",
            "predicted_clv", "p_alive", "expected_next_order_date", "recommended_products")
@@ -60,33 +60,22 @@ async def export_programs(domain: str, out: TextIO) -> int:
     return len(programs)
 
 
-async def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    await database.connect(settings)
-    try:
-        if args.out == "-":
-            count = await (export_programs(args.shop, sys.stdout) if args.programs
-                           else export(args.shop, args.segment, sys.stdout))
-        else:
-            with open(args.out, "w", newline="", encoding="utf-8") as handle:
-                count = await (export_programs(args.shop, handle) if args.programs
-                               else export(args.shop, args.segment, handle))
-    finally:
-        await database.close()
+async def _export(settings: Settings, args: argparse.Namespace) -> int:
+    if args.out == "-":
+        count = await (export_programs(args.shop, sys.stdout) if args.programs
+                       else export(args.shop, args.segment, sys.stdout))
+    else:
+        with open(args.out, "w", newline="", encoding="utf-8") as handle:
+            count = await (export_programs(args.shop, handle) if args.programs
+                           else export(args.shop, args.segment, handle))
     print(f"{count} {'program(s)' if args.programs else 'customer(s)'} exported", file=sys.stderr)
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("export", help="a shop's customers with segments and predictions as CSV")
+    parser = add_command(sub, "export", _export, help="a shop's customers with segments and predictions as CSV")
     parser.add_argument("shop", help="the shop's domain, e.g. my-shop.myshopify.com or shop.example.com")
     parser.add_argument("--segment", help="only customers in this segment (e.g. vip, lapsed, rfm_champions)")
     parser.add_argument("--out", default="-", help="CSV file (default stdout)")
     parser.add_argument("--programs", action="store_true",
                         help="each program's lift over its control arm instead of the customers")
-    parser.add_argument("--config", help="path to app.toml")
-    parser.set_defaults(func=run)

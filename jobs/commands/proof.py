@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
-from typing import Any, TextIO
+from typing import Any
 
-from connector import database, insights, shops
-from connector.config import load_settings
+from connector import insights, shops
+from connector.config import Settings
 from connector.db import ShopRow
+from jobs.commands import add_command
 
 
 def accuracy_text(data: dict[str, Any]) -> str:
@@ -70,37 +69,27 @@ async def _shop(domain: str) -> ShopRow:
     return row
 
 
-async def _run(args: argparse.Namespace, out: TextIO) -> int:
-    settings = load_settings(args.config)
-    await database.connect(settings)
-    try:
-        row = await _shop(args.shop)
-        if args.command == "accuracy":
-            if args.refresh:
-                from jobs.tasks.proof import refresh_accuracy  # loads the analytics only when asked to fit
-                await refresh_accuracy(settings, row.id, shops.utcnow())
-            found = await insights.shop(row.id, "accuracy")
-            data = found.data if found is not None else {}
-            print(json.dumps(data) if args.json else accuracy_text(data), file=out)
-        else:
-            found = await insights.shop(row.id, "kpis")
-            programs = (found.data if found is not None else {}).get("programs") or {}
-            print(json.dumps(programs) if args.json else programs_text(programs), file=out)
-    finally:
-        await database.close()
+async def _proof(settings: Settings, args: argparse.Namespace) -> int:
+    row = await _shop(args.shop)
+    if args.command == "accuracy":
+        if args.refresh:
+            from jobs.tasks.proof import refresh_accuracy  # loads the analytics only when asked to fit
+            await refresh_accuracy(settings, row.id, shops.utcnow())
+        found = await insights.shop(row.id, "accuracy")
+        data = found.data if found is not None else {}
+        print(json.dumps(data) if args.json else accuracy_text(data))
+    else:
+        found = await insights.shop(row.id, "kpis")
+        programs = (found.data if found is not None else {}).get("programs") or {}
+        print(json.dumps(programs) if args.json else programs_text(programs))
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args, sys.stdout))
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    accuracy = sub.add_parser("accuracy", help="how right the predictions were for one shop (calibration by decile)")
-    programs = sub.add_parser("programs", help="each program's control arm and measured lift for one shop")
+    accuracy = add_command(sub, "accuracy", _proof,
+                           help="how right the predictions were for one shop (calibration by decile)")
+    programs = add_command(sub, "programs", _proof, help="each program's control arm and measured lift for one shop")
     for parser in (accuracy, programs):
         parser.add_argument("shop", help="the shop's domain, e.g. my-shop.myshopify.com or shop.example.com")
         parser.add_argument("--json", action="store_true", help="the stored figures as JSON")
-        parser.add_argument("--config", help="path to app.toml")
-        parser.set_defaults(func=run)
     accuracy.add_argument("--refresh", action="store_true", help="run the check now instead of reading the last one")

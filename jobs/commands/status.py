@@ -8,11 +8,11 @@ import time
 from typing import Any, TextIO
 
 from adapters.registry import REGISTRY
-from connector import database
-from connector.config import load_settings
+from connector.config import Settings
 from connector.db import ShopRow
 from connector.home import data
 from connector.model import Platform
+from jobs.commands import add_command
 
 
 def line(p: dict[str, Any]) -> str:
@@ -55,39 +55,29 @@ async def snapshot(shop: str | None) -> list[dict[str, Any]]:
     return out
 
 
-async def _run(args: argparse.Namespace, out: TextIO) -> int:
-    settings = load_settings(args.config)
-    await database.connect(settings)
-    try:
-        terminal = out.isatty() and not args.plain
-        deadline = time.monotonic() + args.watch
-        while True:
-            found = await snapshot(args.shop)
-            if not found:
-                print(f"no shop matches {args.shop!r}" if args.shop else "no shop installed yet", file=out)
-                return 1
-            text = "\n".join((bar if terminal else line)(p) for p in found)
-            if terminal and args.watch:
-                out.write("\x1b[2J\x1b[H" + text + "\n")  # redraw in place
-            else:
-                print(text, file=out)
-            if not args.watch or time.monotonic() > deadline or not any(p["busy"] for p in found):
-                return 0
-            out.flush()
-            await asyncio.sleep(args.interval)
-    finally:
-        await database.close()
-
-
-def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args, sys.stdout))
+async def _status(settings: Settings, args: argparse.Namespace) -> int:
+    out: TextIO = sys.stdout
+    terminal = out.isatty() and not args.plain
+    deadline = time.monotonic() + args.watch
+    while True:
+        found = await snapshot(args.shop)
+        if not found:
+            print(f"no shop matches {args.shop!r}" if args.shop else "no shop installed yet", file=out)
+            return 1
+        text = "\n".join((bar if terminal else line)(p) for p in found)
+        if terminal and args.watch:
+            out.write("\x1b[2J\x1b[H" + text + "\n")  # redraw in place
+        else:
+            print(text, file=out)
+        if not args.watch or time.monotonic() > deadline or not any(p["busy"] for p in found):
+            return 0
+        out.flush()
+        await asyncio.sleep(args.interval)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("status", help="sync, recompute and write-back progress of each shop")
+    parser = add_command(sub, "status", _status, help="sync, recompute and write-back progress of each shop")
     parser.add_argument("shop", nargs="?", help="a shop domain or store URL (or part of one); default: every shop")
-    parser.add_argument("--config", help="path to app.toml (default: RETENTION_CONFIG or ./app.toml)")
     parser.add_argument("--watch", type=float, default=0.0, help="keep refreshing for up to this many seconds")
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
-    parser.set_defaults(func=run)

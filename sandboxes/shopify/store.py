@@ -230,28 +230,23 @@ class Store:
 
     # ------------------------------------------------------------------ merchant-side changes (tests, demo)
     def update_customer(self, ident: int, **changes: Any) -> dict[str, Any]:
-        with self.lock:
-            record = self.customers[ident]
-            record.update(changes)
-            record["updated_at"] = self.stamp()
-            self.emit("customers/update", self.customer_payload(record))
-            return record
+        return self._update(self.customers, ident, changes, "customers/update", self.customer_payload)
 
     def update_product(self, ident: int, **changes: Any) -> dict[str, Any]:
-        with self.lock:
-            record = self.products[ident]
-            record.update(changes)
-            record["updated_at"] = self.stamp()
-            self.emit("products/update", self.product_payload(record))
-            return record
+        return self._update(self.products, ident, changes, "products/update", self.product_payload)
 
     def update_order(self, ident: int, **changes: Any) -> dict[str, Any]:
+        topic = "orders/cancelled" if changes.get("cancelled_at") else "orders/updated"
+        return self._update(self.orders, ident, changes, topic, self.order_payload)
+
+    def _update(self, records: dict[int, dict[str, Any]], ident: int, changes: dict[str, Any], topic: str,
+                payload: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """The merchant edits a record: stamped now and announced by `topic` with its webhook payload."""
         with self.lock:
-            record = self.orders[ident]
+            record = records[ident]
             record.update(changes)
             record["updated_at"] = self.stamp()
-            topic = "orders/cancelled" if changes.get("cancelled_at") else "orders/updated"
-            self.emit(topic, self.order_payload(record))
+            self.emit(topic, payload(record))
             return record
 
     def delete_customer(self, ident: int) -> None:

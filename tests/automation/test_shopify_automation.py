@@ -15,18 +15,16 @@ from starlette.applications import Starlette
 
 from adapters.registry import REGISTRY
 from adapters.shopify import automation as shopify_automation
-from adapters.shopify import client as client_module
 from connector import flow_store, shops
 from connector.automation import TriggerCall
 from connector.db import FlowOutboxRow
 from connector.merchant_settings import Plan
-from connector.model import InstallState, Platform
-from jobs import tasks
+from connector.model import Platform
 from jobs.flow_events import ENTERED, LEFT
 from jobs.tasks.recompute import recompute
 from sandboxes.shopify.app import Sandbox
-from tests.adapters.shopify.support import SECRET, SHOP, install_token, make_sandbox, make_settings, open_database, pointed_at, served
-from tests.writeback.support import APP, ShopifyShop, services_without_redis
+from tests.adapters.shopify.support import SECRET, SHOP, make_sandbox
+from tests.writeback.support import APP, ShopifyShop, backfilled_shopify
 
 CUSTOMERS = 120
 
@@ -34,26 +32,9 @@ CUSTOMERS = 120
 @pytest.fixture
 async def shop(tmp_path: Any) -> AsyncIterator[ShopifyShop]:
     """A freshly installed and backfilled sandbox shop (bucket wide open: rate limits are not the subject here)."""
-    client_module.BUCKETS.clear()
-    settings = make_settings(tmp_path, application_url=APP)
-    await open_database(settings)
     sandbox = make_sandbox(maximum_available=1_000_000, restore_rate=1_000_000).seed(CUSTOMERS, 16, seed=5)
-    services = services_without_redis(settings, tmp_path)
-    ctx = {"services": services, "job_try": 1}
-    try:
-        with served(sandbox) as url:
-            settings = pointed_at(settings, url)
-            services.settings = settings
-            row = await shops.save_install(settings, Platform.SHOPIFY, SHOP, await install_token(settings, url),
-                                           state=InstallState.PENDING)
-            assert await tasks.install_shop(ctx, row.id) == "active"
-            await tasks.sync_shop(ctx, row.id)
-            yield ShopifyShop(settings, sandbox, row.id, services)
-    finally:
-        await services.close()
-        from connector import database
-
-        await database.close()
+    async with backfilled_shopify(sandbox, tmp_path) as (opened, _):
+        yield opened
 
 
 def now() -> datetime:

@@ -12,7 +12,7 @@ import pytest
 from starlette.applications import Starlette
 
 from adapters.registry import REGISTRY
-from connector import database, inbox, shops
+from connector import inbox, shops
 from connector.app import create_app
 from connector.config import Settings
 from connector.model import Platform
@@ -22,6 +22,7 @@ from connector.services import Services
 from jobs import tasks
 from jobs.worker import build_worker
 from tests.conftest import ROOT, make_settings
+from tests.support.database import migrated
 
 SECRET = b"test-app-secret"
 FAST = {"inbox_sweep_seconds": 1, "inbox_pending_delay_seconds": 1, "recompute_debounce_seconds": 0}
@@ -46,10 +47,8 @@ async def ingest(tmp_path: Path, database_url: str, redis_url: str) -> AsyncIter
     settings = dataclasses.replace(base, schedules=dataclasses.replace(base.schedules, **FAST),
                                    native_segments=dataclasses.replace(base.native_segments, enabled=False),
                                    flow=dataclasses.replace(base.flow, enabled=False))
-    await database.migrate(settings)
-    await database.connect(settings)
-    yield settings
-    await database.close()
+    async with migrated(settings):
+        yield settings
 
 
 async def install(settings: Settings, domain: str) -> int:

@@ -16,7 +16,7 @@ from connector.config import Settings
 from connector.db import InboxRow, LineItemRow, OrderRow
 from tests.ingestion.conftest import install
 from tests.ingestion.test_apply import state
-from tests.ingestion.test_crash import Workers, assert_counted_once, eventually, pending_ids
+from tests.ingestion.test_crash import Workers, assert_counted_once, pending_ids, until_none_pending
 from tests.support.events import Event, history, order_payload, shuffled_with_duplicates
 
 pytestmark = pytest.mark.postgres
@@ -149,14 +149,7 @@ async def test_two_worker_processes_on_one_shop_apply_each_row_once(ingest: Sett
         workers.start()
         workers.start()
         await deliver(ingest, "two-workers.myshopify.com", events)
-        left: set[int] = set()
-
-        async def none_pending() -> bool:
-            left.clear()
-            left.update(await pending_ids(shop_id))
-            return not left
-
-        await eventually(none_pending, 90, lambda: f"still pending: {sorted(left)}\n{workers.tail()}")
+        await until_none_pending(shop_id, 90, workers.tail)
     finally:
         workers.kill_all()
     rows = await InboxRow.filter(shop_id=shop_id).values_list("status", "attempts")

@@ -118,6 +118,18 @@ async def pending_ids(shop_id: int) -> set[int]:
     return set(await InboxRow.filter(shop_id=shop_id, status="pending").values_list("id", flat=True))
 
 
+async def until_none_pending(shop_id: int, timeout: float, log: Callable[[], str]) -> None:
+    """Wait until none of the shop's deliveries is pending; after `timeout` seconds fail naming them, then `log()`."""
+    left: set[int] = set()
+
+    async def none_pending() -> bool:
+        left.clear()
+        left.update(await pending_ids(shop_id))
+        return not left
+
+    await eventually(none_pending, timeout, lambda: f"still pending: {sorted(left)}\n{log()}")
+
+
 async def test_a_worker_killed_mid_batch_and_restarted_loses_and_double_counts_nothing(
     ingest: Settings, tmp_path: Path
 ) -> None:
@@ -174,20 +186,13 @@ async def test_a_worker_killed_mid_batch_and_restarted_loses_and_double_counts_n
         assert {i for job, i in cut.items() if (":sweep" in job) == sweep and i in rows}, cut
         return await applied()
 
-    left: set[int] = set()
     try:
         n = await kill_mid_apply(workers.start(), 20, queued_by_intake, sweep=False)
         assert 20 <= n < len(events)
         n = await kill_mid_apply(workers.start(), 100, swept_only, sweep=True)
         assert 100 <= n < len(events)
         workers.start()
-
-        async def none_pending() -> bool:
-            left.clear()
-            left.update(await pending_ids(crashed))
-            return not left
-
-        await eventually(none_pending, 40, lambda: f"still pending: {sorted(left)}\n{workers.tail()}")
+        await until_none_pending(crashed, 40, workers.tail)
     finally:
         workers.kill_all()
         queue.close()

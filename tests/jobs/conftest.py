@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connector import database
 from connector.config import Secrets, Settings
+from tests.support.database import migrated
 
 
 @pytest.fixture
@@ -16,7 +16,5 @@ async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]
     base = Settings()
     settings = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, data_dir=str(tmp_path)),
                                    secrets=Secrets(database_url=database_url))
-    await database.migrate(settings)
-    await database.connect(settings)
-    yield settings
-    await database.close()
+    async with migrated(settings):
+        yield settings

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from arq import create_pool
@@ -73,6 +75,31 @@ def enqueue(redis_url: str) -> None:
     asyncio.run(go())
 
 
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """The process, killed on leaving the block if it is still running."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def busy(where: str, tmp_path: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
+    """A worker on a migrated database, started and inside the first try of its long job: (process, log, env)."""
+    env = env_for(tmp_path, REDIS_URL=redis_url)
+    assert run(["migrate"], env).returncode == 0
+    log = tmp_path / "worker.log"
+    worker = start(where, env, tmp_path, log)
+    try:
+        enqueue(redis_url)
+        wait_for(log, "busy the job try 1", worker)
+    except BaseException:
+        worker.kill()
+        raise
+    return worker, log, env
+
+
 def stop(proc: subprocess.Popen[bytes]) -> tuple[int | None, float]:
     """SIGTERM; the exit code within BOUND seconds (None: still running, then killed) and the time it took."""
     began = time.monotonic()
@@ -86,24 +113,15 @@ def stop(proc: subprocess.Popen[bytes]) -> tuple[int | None, float]:
 
 
 def test_sigterm_stops_a_worker_in_a_long_computation_and_the_job_runs_again(tmp_path: Path, redis_url: str) -> None:
-    env = env_for(tmp_path, REDIS_URL=redis_url)
-    assert run(["migrate"], env).returncode == 0
-    log = tmp_path / "worker.log"
-    worker = start("thread", env, tmp_path, log)
-    try:
-        enqueue(redis_url)
-        wait_for(log, "busy the job try 1", worker)
+    worker, log, env = busy("thread", tmp_path, redis_url)
+    with reaped(worker):
         time.sleep(1)  # well inside its 60 s computation
         code, took = stop(worker)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
     assert code == 0 and took < BOUND, log.read_text(errors="replace")
     assert "cancelled, will be run again" in log.read_text(errors="replace")
     assert not (tmp_path / "done").exists()
     # Started again, the worker runs the job it was stopped in: nothing was lost.
-    again = start("thread", env, tmp_path, log)
-    try:
+    with reaped(start("thread", env, tmp_path, log)) as again:
         wait_for(log, "busy the job try 2", again)
         deadline = time.monotonic() + 30
         while not (tmp_path / "done").exists():
@@ -112,22 +130,11 @@ def test_sigterm_stops_a_worker_in_a_long_computation_and_the_job_runs_again(tmp
         assert (tmp_path / "done").read_text().startswith("the job done on try 2")
         code, _ = stop(again)
         assert code == 0, log.read_text(errors="replace")
-    finally:
-        if again.poll() is None:
-            again.kill()
 
 
 def test_the_same_computation_on_the_event_loop_holds_sigterm_until_it_ends(tmp_path: Path, redis_url: str) -> None:
     """The control: why run_cpu. On the loop, arq's SIGTERM handler cannot run before the computation ends."""
-    env = env_for(tmp_path, REDIS_URL=redis_url)
-    assert run(["migrate"], env).returncode == 0
-    log = tmp_path / "worker.log"
-    worker = start("loop", env, tmp_path, log)
-    try:
-        enqueue(redis_url)
-        wait_for(log, "busy the job try 1", worker)
+    worker, log, _ = busy("loop", tmp_path, redis_url)
+    with reaped(worker):
         code, took = stop(worker)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
     assert code is None and took >= BOUND  # still computing when the bound ran out (then killed)

@@ -31,6 +31,7 @@ from tests.conftest import make_settings
 from tests.ingestion.conftest import drain, fast_config, install, intake
 from tests.ingestion.test_crash import assert_counted_once
 from tests.support.events import history
+from tests.support.database import migrated
 from tests.support.procs import env_for, retention
 
 SHOP = "locked.myshopify.com"
@@ -42,10 +43,8 @@ async def sqlite_ingest(tmp_path: Path, redis_url: str) -> Any:
     base = make_settings(tmp_path, "", redis_url)
     settings = dataclasses.replace(base, schedules=dataclasses.replace(
         base.schedules, inbox_sweep_seconds=1, inbox_pending_delay_seconds=1, recompute_debounce_seconds=0))
-    await database.migrate(settings)
-    await database.connect(settings)
-    yield settings
-    await database.close()
+    async with migrated(settings):
+        yield settings
 
 
 class Lock:

@@ -25,15 +25,16 @@ from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER as SHOPIFY
 from adapters.registry import REGISTRY
 from sandboxes.shopify.app import Sandbox
-from connector import database
+from connector import database, shops
 from connector.app import webhook
 from connector.config import Settings
 from connector.db import InboxRow
+from connector.model import InstallState, Platform
 from connector.runtime import RedisHandle
 from connector.services import Services
 from jobs import tasks
 from jobs.tasks.recompute import recompute
-from tests.adapters.shopify.support import pointed_at
+from tests.adapters.shopify.support import SHOP, install_token, make_settings, open_database, pointed_at, served
 
 # One as_of for the whole run: every recompute scores the same day, so only data changes move the plan.
 # A day ahead: the sandbox stamps every write strictly after the last one, so thousands of writes run its clock hours
@@ -127,6 +128,29 @@ async def opened_shopify(template: Sandbox, template_db: Path, shop_id: int, tmp
             settings = pointed_at(settings, url)
             services.settings = settings
             yield ShopifyShop(settings, sandbox, shop_id, services)
+    finally:
+        await services.close()
+        await database.close()
+
+
+@contextlib.asynccontextmanager
+async def backfilled_shopify(sandbox: Sandbox, tmp: Path) -> AsyncIterator[tuple[ShopifyShop, dict[str, int]]]:
+    """`sandbox` served, installed by a real OAuth exchange (webhooks, metafield definitions) and backfilled into a new
+    SQLite database; yields the shop and the backfill's counts."""
+    client_module.BUCKETS.clear()
+    settings = make_settings(tmp, application_url=APP)
+    await open_database(settings)
+    services = services_without_redis(settings, tmp)
+    ctx = {"services": services, "job_try": 1}
+    try:
+        with served(sandbox) as url:
+            settings = pointed_at(settings, url)
+            services.settings = settings
+            row = await shops.save_install(settings, Platform.SHOPIFY, SHOP, await install_token(settings, url),
+                                           state=InstallState.PENDING)
+            assert await tasks.install_shop(ctx, row.id) == "active"  # webhooks + metafield definitions
+            counts = await tasks.sync_shop(ctx, row.id)
+            yield ShopifyShop(settings, sandbox, row.id, services), counts
     finally:
         await services.close()
         await database.close()

@@ -19,14 +19,12 @@ import pytest
 
 from sandboxes.shopify.app import Sandbox
 from adapters.shopify.setup import DEFINITIONS
-from connector import database, shops
+from connector import shops
 from connector.db import CustomerInsightRow, CustomerRow, InboxRow, WriteStateRow
-from connector.model import InstallState, Platform
-from jobs import tasks
-from tests.adapters.shopify.support import SHOP, install_token, make_sandbox, make_settings, open_database, pointed_at, served
+from tests.adapters.shopify.support import make_sandbox, make_settings, served
 from connector.writeback import OwnerChange, WritePlan
 from tests.writeback.support import (
-    APP, AS_OF, PREFIX, SHOPIFY, ShopifyShop, customer_gid, draining, opened_shopify, services_without_redis, with_writeback,
+    AS_OF, PREFIX, SHOPIFY, ShopifyShop, backfilled_shopify, customer_gid, draining, opened_shopify, with_writeback,
 )
 
 CUSTOMERS = 2000
@@ -64,26 +62,12 @@ def _shape(sandbox: Sandbox) -> dict[int, frozenset[str]]:
 
 
 async def _build(tmp: Path) -> Template:
-    settings = make_settings(tmp, application_url=APP)
-    await open_database(settings)
     sandbox = make_sandbox(maximum_available=1_000_000, restore_rate=1_000_000).seed(CUSTOMERS, 24, seed=11)
     merchant = _shape(sandbox)
-    services = services_without_redis(settings, tmp)
-    ctx = {"services": services, "job_try": 1}
-    try:
-        with served(sandbox) as url:
-            settings = pointed_at(settings, url)
-            services.settings = settings
-            credentials = await install_token(settings, url)
-            row = await shops.save_install(settings, Platform.SHOPIFY, SHOP, credentials, state=InstallState.PENDING)
-            assert await tasks.install_shop(ctx, row.id) == "active"  # webhooks + metafield definitions
-            counts = await tasks.sync_shop(ctx, row.id)
-            assert counts["customers"] == CUSTOMERS and counts["orders"] == len(sandbox.store.orders)
-    finally:
-        await services.close()
-        await database.close()
+    async with backfilled_shopify(sandbox, tmp) as (built, counts):
+        assert counts["customers"] == CUSTOMERS and counts["orders"] == len(sandbox.store.orders)
     sandbox.pending.clear()  # bulk_operations/finish of the backfill
-    return Template(sandbox, Path(settings.database_url[len("sqlite://"):]), row.id, merchant)
+    return Template(sandbox, Path(built.settings.database_url[len("sqlite://"):]), built.shop_id, merchant)
 
 
 @pytest.fixture(scope="module")

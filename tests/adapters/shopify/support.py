@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from adapters.shopify import client as client_module
 from adapters.shopify.client import exchange_code
 from sandboxes.shopify.app import DEFAULT_SCHEMA, Sandbox
 from connector.adapter import Connection
@@ -105,3 +106,13 @@ async def installed(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Connectio
     with served(sandbox) as url:
         settings = pointed_at(make_settings(tmp_path), url)
         yield connection(settings, await install_token(settings, url))
+
+
+@contextlib.asynccontextmanager
+async def seeded(tmp_path: Path, customers: int, products: int, seed: int,
+                 **bucket: Any) -> AsyncIterator[tuple[Sandbox, Connection]]:
+    """A new seeded sandbox store, served and installed; the client's bucket estimates of earlier stores cleared."""
+    client_module.BUCKETS.clear()
+    sandbox = make_sandbox(**bucket).seed(customers, products, seed=seed)
+    async with installed(sandbox, tmp_path) as conn:
+        yield sandbox, conn

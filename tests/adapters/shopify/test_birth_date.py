@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from adapters.shopify import client as client_module, mapping, records
+from adapters.shopify import mapping, records
 from adapters.shopify.adapter import ADAPTER
 from connector.adapter import Connection
 from connector.model import NO_BIRTH_DATE, Customer, Upsert
 from sandboxes.shopify.app import Sandbox
 from sandboxes.shopify.payloads import gid
-from tests.adapters.shopify.support import installed, make_sandbox
+from tests.adapters.shopify.support import seeded
 
 
 def test_a_webhook_with_the_facts_namespace_carries_the_birth_date_and_one_without_it_says_nothing() -> None:
@@ -34,10 +34,8 @@ def test_graphql_nodes_read_the_aliased_metafield() -> None:
 
 @pytest.fixture
 async def store(tmp_path: Any) -> AsyncIterator[tuple[Sandbox, Connection]]:
-    client_module.BUCKETS.clear()
-    sandbox = make_sandbox(maximum_available=20000, restore_rate=10000).seed(40, 5, seed=3)
-    async with installed(sandbox, tmp_path) as conn:
-        yield sandbox, conn
+    async with seeded(tmp_path, 40, 5, seed=3, maximum_available=20000, restore_rate=10000) as store:
+        yield store
 
 
 def sandbox_birth_dates(sandbox: Sandbox) -> dict[str, date]:

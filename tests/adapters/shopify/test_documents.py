@@ -3,6 +3,10 @@ with deprecated fields counted as errors."""
 from __future__ import annotations
 
 import pytest
+from graphql import parse
+from graphql.language import (
+    DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, Node, Visitor, visit,
+)
 
 from adapters.shopify import documents, setup
 from adapters.shopify.writeback import calls_for
@@ -23,6 +27,38 @@ def test_the_adapter_ships_its_documents() -> None:
 @pytest.mark.parametrize("name", documents.names())
 def test_document_is_valid_without_deprecated_fields(name: str) -> None:
     assert errors(documents.load(name)) == []
+
+
+def test_no_document_sent_holds_a_named_fragment_and_every_shared_fragment_is_used() -> None:
+    used: set[str] = set()
+    for name in documents.names():
+        raw = (documents.DIRECTORY / f"{name}.graphql").read_text(encoding="utf-8")
+        used |= {s.name.value for s in _nodes(parse(raw)) if isinstance(s, FragmentSpreadNode)}
+        sent = parse(documents.load(name))
+        assert not [n for n in _nodes(sent) if isinstance(n, (FragmentSpreadNode, FragmentDefinitionNode))], name
+    assert used == set(documents._fragments()) and {"OrderFields", "ProductFields", "CustomerFields"} <= used
+
+
+def test_a_bulk_query_selects_the_same_fields_as_its_page_query() -> None:
+    for kind in ("orders", "products", "customers"):
+        bulk, page = documents.load(f"bulk_{kind}"), documents.load(f"{kind}_page")
+        assert _fields(bulk) == _fields(page) - {"pageInfo", "hasNextPage", "endCursor"} and "id" in _fields(bulk)
+
+
+def _nodes(document: DocumentNode) -> list[Node]:
+    found: list[Node] = []
+
+    class Collect(Visitor):
+        def enter(self, node: Node, *_args: object) -> None:
+            found.append(node)
+
+    visit(document, Collect())
+    return found
+
+
+def _fields(text: str) -> set[str]:
+    """Field names and aliases selected anywhere, connection plumbing aside."""
+    return {n.name.value for n in _nodes(parse(text)) if isinstance(n, FieldNode)} - {"edges", "node", "nodes"}
 
 
 def test_the_validator_does_flag_deprecated_and_unknown_fields() -> None:

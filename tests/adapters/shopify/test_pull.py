@@ -8,20 +8,17 @@ from typing import Any
 
 import pytest
 
-from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER
 from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection, Page
 from connector.model import Order, Product, Upsert
-from tests.adapters.shopify.support import installed, make_sandbox
+from tests.adapters.shopify.support import seeded
 
 
 @pytest.fixture
 async def store(tmp_path: Any) -> AsyncIterator[tuple[Sandbox, Connection]]:
-    client_module.BUCKETS.clear()
-    sandbox = make_sandbox(maximum_available=20000, restore_rate=10000).seed(70, 10, seed=11)
-    async with installed(sandbox, tmp_path) as conn:
-        yield sandbox, conn
+    async with seeded(tmp_path, 70, 10, seed=11, maximum_available=20000, restore_rate=10000) as store:
+        yield store
 
 
 async def pages(conn: Connection, kind: str, cursor: str | None) -> list[Page]:

@@ -8,22 +8,19 @@ from typing import Any
 
 import pytest
 
-from adapters.shopify import client as client_module
 from adapters.shopify.adapter import ADAPTER
 from sandboxes.shopify.app import Sandbox
 from connector.adapter import Connection
 from connector.writeback import Metafield, OwnerChange, WritePlan
-from tests.adapters.shopify.support import installed, make_sandbox
+from tests.adapters.shopify.support import seeded
 
 NS = "app--retention-dev--retention"
 
 
 @pytest.fixture
 async def store(tmp_path: Any) -> AsyncIterator[tuple[Sandbox, Connection]]:
-    client_module.BUCKETS.clear()
-    sandbox = make_sandbox(maximum_available=4000, restore_rate=2000).seed(30, 6, seed=5)
-    async with installed(sandbox, tmp_path) as conn:
-        yield sandbox, conn
+    async with seeded(tmp_path, 30, 6, seed=5, maximum_available=4000, restore_rate=2000) as store:
+        yield store
 
 
 def customer_ids(sandbox: Sandbox) -> list[int]:
