@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from adapters.registry import REGISTRY
@@ -22,8 +23,9 @@ from adapters.woocommerce import mapping as woo_mapping
 from connector import database
 from connector import model as m
 from connector.app import create_app
-from connector.db import InboxRow
+from connector.db import InboxRow, ShopRow
 from connector.errors import Fatal, Skippable
+from connector.intake import ShopCache
 from connector.model import Platform
 from connector.runtime import open_redis
 from connector.services import Services
@@ -164,7 +166,7 @@ def test_any_signed_delivery_is_applied_or_kept_failed_with_its_error(tmp_path: 
     config = make_settings(tmp_path, "", redis_url)
     seen: dict[str, int] = {}
 
-    async def setup() -> tuple[httpx.AsyncClient, Services]:
+    async def setup() -> tuple[httpx.AsyncClient, Services, Starlette]:
         await database.migrate(config)
         await database.connect(config)
         await install(config, SHOP)
@@ -173,13 +175,18 @@ def test_any_signed_delivery_is_applied_or_kept_failed_with_its_error(tmp_path: 
         handle = open_redis(config)
         services = Services(settings=config, adapters=REGISTRY, redis=handle)
         app.state.services = services
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver"), services
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver"), services, app
 
-    client, services = loop.run_until_complete(setup())
+    client, services, app = loop.run_until_complete(setup())
 
     async def one(platform: str, topic: str, body: bytes) -> None:
+        erased = await ShopRow.filter(platform__in=("shopify", "woocommerce")).count() < 2
         await install(config, SHOP)  # an earlier example may have uninstalled or erased it: installed again
         await install_woo(config)
+        if erased and getattr(app.state, "intake", None) is not None:
+            # A reinstall comes at the earliest days after an erasure (shop/redact is sent 48 h after the uninstall),
+            # long after intake's one-second shop cache has let the erased row go: the harness lets it go at once.
+            app.state.intake.shops = ShopCache(config)
         headers = shopify_headers(SHOP, topic, body) if platform == "shopify" else woo_headers(topic, body)
         reply = await client.post(f"/webhooks/{platform}", content=body, headers=headers)
         assert reply.status_code < 500, (reply.status_code, reply.text)
@@ -191,6 +198,11 @@ def test_any_signed_delivery_is_applied_or_kept_failed_with_its_error(tmp_path: 
         row = await InboxRow.filter(platform=platform).order_by("-id").first()
         assert row is not None and row.status == "pending"
         status = await tasks.apply_event({"services": services, "job_try": 1}, row.id)  # raises: the worker crashed
+        if not await InboxRow.filter(id=row.id).exists():
+            # An erasure (shop/redact) deletes the shop and every row of it, this delivery's own row included.
+            assert status == "applied" and not await ShopRow.filter(id=row.shop_id).exists(), (status, topic)
+            seen["erased"] = seen.get("erased", 0) + 1
+            return
         await row.refresh_from_db()
         assert row.status == status and status in ("applied", "failed", "ignored"), (status, row.status)
         assert (row.status == "failed") == bool(row.error and row.status == "failed")
