@@ -247,10 +247,7 @@ async def report(settings: Settings, shop_id: int, seeded: str, seconds: dict[st
             print(f"  {node['displayName']:<22} tags={ours} rfm_group={value('rfmGroup')} clv={value('predictedClv')} "
                   f"p_alive={value('pAlive')} next_order={value('nextOrder')} cross_sell={len(refs)} products")
         print(f"client usage: {client.usage.calls} call(s), {client.usage.cost:.0f} cost points")
-    echoes = await InboxRow.filter(shop_id=shop_id, topic__in=["customers/update", "customer.tags_added"]).count()
-    last = await insight(shop_id, "last_run")
-    print(f"our writes came back as {echoes} customers/update + customer.tags_added webhooks; the recompute they "
-          f"triggered planned {last.get('planned')} change(s) and wrote {last.get('accepted')}")
+    await demo_act.echoes(shop_id)
 
 
 async def main_async(args: argparse.Namespace) -> int:

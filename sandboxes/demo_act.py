@@ -15,7 +15,9 @@ from adapters.shopify import documents
 from adapters.shopify.connect import http_client, open_client
 from connector import insights, shops
 from connector.config import Settings
-from connector.db import FlowOutboxRow, ShopRow
+from connector.database import json_column
+from connector.db import CustomerRow, FlowOutboxRow, InboxRow, ShopRow
+from connector.home.data import run_started
 
 
 async def segments(settings: Settings, shop_id: int) -> None:
@@ -30,6 +32,20 @@ async def segments(settings: Settings, shop_id: int) -> None:
         print(f"  {node['name']:<34} {node['query']}")
     if len(ours) > 6:
         print(f"  … and {len(ours) - 6} more")
+
+
+async def echoes(shop_id: int) -> None:
+    """Our writes come back as webhooks; they mark no customer changed, so they cause no second write."""
+    topics = ["customers/update", "customer.tags_added"]
+    count = await InboxRow.filter(shop_id=shop_id, topic__in=topics).count()
+    row = await insights.shop(shop_id, "last_run")
+    last = dict(json_column(row.data)) if row is not None else {}
+    # The last run is the full refit once the whole history was in (the first runs met a backfill under way).
+    marked = 0 if row is None else await CustomerRow.filter(
+        shop_id=shop_id, changed_at__gt=run_started(row.computed_at, last)).count()
+    print(f"the last recompute ({last.get('run')}) planned {last.get('planned')} change(s) and wrote "
+          f"{last.get('accepted')}; our writes came back as {count} customers/update + customer.tags_added "
+          f"webhooks, which marked {marked} customer(s) changed: no write of ours causes another")
 
 
 async def flow_triggers(shop_id: int, timeout: float = 60) -> None:
