@@ -45,6 +45,16 @@ _CHANGED = ("ON CONFLICT (shop_id, customer_id) DO UPDATE SET data = excluded.da
             "OR customer_insight.segments IS NOT excluded.segments")
 
 
+def _customer_upsert(conn: BaseDBAsyncClient) -> str:
+    """One customer's insight row, written only when its data or segments changed, in the connection's dialect."""
+    text = ("INSERT INTO customer_insight (shop_id, customer_id, data, segments, computed_at) VALUES (?, ?, ?, ?, ?) "
+            + _CHANGED)
+    if conn.capabilities.dialect == "postgres":
+        text = text.replace(" IS NOT ", " IS DISTINCT FROM ").replace("VALUES (?, ?, ?, ?, ?)",
+                                                                      "VALUES (?, ?, ?::jsonb, ?::jsonb, ?)")
+    return sql(conn, text)
+
+
 async def _save_postgres(conn: BaseDBAsyncClient, shop_id: int, customers: Sequence[tuple[str, str, str]],
                          stamp: Any) -> None:
     """COPY the rows into a temporary table, then one upsert of the changed rows and one delete of the dropped."""
@@ -64,8 +74,7 @@ async def _save_postgres(conn: BaseDBAsyncClient, shop_id: int, customers: Seque
 async def _save_batches(conn: BaseDBAsyncClient, shop_id: int, customers: Sequence[tuple[str, str, str]],
                         stamp: Any) -> None:
     """SQLite: upserts in batches, each its own transaction (one huge one would block webhook intake: one writer)."""
-    upsert = sql(conn, "INSERT INTO customer_insight (shop_id, customer_id, data, segments, computed_at) "
-                       "VALUES (?, ?, ?, ?, ?) " + _CHANGED)
+    upsert = _customer_upsert(conn)
     for start in range(0, len(customers), BATCH):
         rows: list[Any] = [(shop_id, cid, data, segs, stamp) for cid, data, segs in customers[start:start + BATCH]]
         async with in_transaction() as tx:
@@ -85,15 +94,11 @@ async def save_customers(shop_id: int, customers: Sequence[tuple[str, str, str]]
     """Upsert these customers' insights and drop `dropped`'s, leaving the shop's others as they are (a scoped run)."""
     conn = get_connection("default")
     stamp = timestamp(conn, at)
-    upsert = ("INSERT INTO customer_insight (shop_id, customer_id, data, segments, computed_at) VALUES (?, ?, ?, ?, ?) "
-              + _CHANGED)
-    if conn.capabilities.dialect == "postgres":
-        upsert = upsert.replace(" IS NOT ", " IS DISTINCT FROM ").replace("VALUES (?, ?, ?, ?, ?)",
-                                                                          "VALUES (?, ?, ?::jsonb, ?::jsonb, ?)")
+    upsert = _customer_upsert(conn)
     gone = sorted(set(dropped))
     async with in_transaction() as tx:
         if customers:
-            await tx.execute_many(sql(conn, upsert), [[shop_id, cid, data, segs, stamp] for cid, data, segs in customers])
+            await tx.execute_many(upsert, [[shop_id, cid, data, segs, stamp] for cid, data, segs in customers])
         if gone:
             await tx.execute_query(sql(conn, "DELETE FROM customer_insight WHERE shop_id = ? AND customer_id IN ("
                                              + ", ".join("?" * len(gone)) + ")"), [shop_id, *gone])

@@ -165,10 +165,11 @@ async def load_orders(shop_id: int, gone: set[str], context: ShopContext = ShopC
         ("id", "order_id", "customer_id", "total", "refunded", "discounts", "status", "cancelled", "test", "deleted",
          "processed_at", "awaiting", "currency"), ("cancelled", "test", "deleted", "awaiting"),
     )
+    refunded_orders = _orders_of(shop_id, scope, "platform_id")
     refunds = await columns(
         "SELECT order_id, SUM(CAST(amount AS DOUBLE PRECISION)) FROM refund "
-        "WHERE shop_id = ? AND deleted_at IS NULL" + _orders_of(shop_id, scope, "platform_id")[0] + " GROUP BY order_id",
-        [shop_id, *_orders_of(shop_id, scope, "platform_id")[1]], ("order_id", "amount"),
+        "WHERE shop_id = ? AND deleted_at IS NULL" + refunded_orders[0] + " GROUP BY order_id",
+        [shop_id, *refunded_orders[1]], ("order_id", "amount"),
     )
     total = _floats(raw["total"])
     refund_sum = raw["order_id"].map(pd.Series(_floats(refunds["amount"]), index=refunds["order_id"].astype(str)))
@@ -243,11 +244,12 @@ async def load_catalog(shop_id: int) -> pd.DataFrame:
 async def load_lines(shop_id: int, orders: pd.DataFrame, order_rows: np.ndarray,
                      catalog: pd.DataFrame, scope: Among = EVERYONE) -> pd.DataFrame:
     """Product lines of valid orders (gift cards left out); also fills the orders' item counts and discount flag."""
+    of_orders = _orders_of(shop_id, scope, "id")
     raw = await columns(
         "SELECT order_id, product_id, quantity, CAST(unit_price AS DOUBLE PRECISION), "
         "CAST(discount AS DOUBLE PRECISION), is_gift_card, platform_id FROM line_item WHERE shop_id = ?"
-        + _orders_of(shop_id, scope, "id")[0],
-        [shop_id, *_orders_of(shop_id, scope, "id")[1]],
+        + of_orders[0],
+        [shop_id, *of_orders[1]],
         ("row", "product_id", "quantity", "unit_price", "discount", "gift_card", "line_id"), ("gift_card",),
     )
     refunded_lines = await _refunded_line_ids(shop_id, scope)

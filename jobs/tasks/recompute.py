@@ -266,7 +266,7 @@ async def _analyse_and_plan(settings: Settings, row: ShopRow, as_of: datetime, s
         saved = await insights.save_customers(shop_id, rows, dropped, datetime.now(timezone.utc))
     saved_at = time.perf_counter()
     owners = None if scope is None else {("customer", cid) for cid in scope}
-    written = await write_state.load(shop_id, None if scope is None else scope)
+    written = await write_state.load(shop_id, scope)
     want = desired(settings, row.platform, computed, scope)
     managed = (settings.writeback.tag_prefix, *await shop_settings.retired_prefixes(shop_id))
     plan = planner.plan(want, written, managed_prefix=managed, owners=owners)
